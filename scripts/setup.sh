@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Creates .venv with the pinned package set, or refreshes it when requirements.txt or
+# pyproject.toml changed since it was built. Idempotent: an up-to-date .venv costs a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ -f .venv/.zoo-setup ] && [ "$(cat .venv/.zoo-setup)" = "$want" ] \
+    && .venv/bin/python -c "import zoo" 2>/dev/null; then
+  exit 0
+fi
+
+python=$(command -v python3.11 || command -v python3)
+echo "Setting up .venv with $($python --version) (pinned set in requirements.txt)..." >&2
+"$python" -m venv .venv
+.venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+.venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+.venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+.venv/bin/pip check
+echo "$want" > .venv/.zoo-setup
+echo "Set-up done." >&2

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test suite: sets up .venv if needed, lints, then runs pytest (extra arguments go to pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,38 @@
+"""The ``zoo`` command line: help with examples for every subcommand, and ``zoo datasets``."""
+
+import json
+
+import pytest
+
+from zoo import cli
+from zoo.commands import COMMANDS
+
+
+@pytest.mark.parametrize("command", [c.__name__.rsplit(".", 1)[1] for c in COMMANDS])
+def test_every_subcommand_has_help_with_examples(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "examples:" in capsys.readouterr().out
+
+
+def test_datasets_lists_all_six(capsys):
+    assert cli.main(["datasets", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"mnist", "fashion_mnist", "cifar10", "cifar100",
+                         "mnist_multilabel", "cifar10_multilabel"}  # fmt: skip
+    assert rows["mnist"]["source"].startswith("embedded")
+    assert (
+        rows["cifar100"]["input_shape"] == [32, 32, 3]
+        and len(rows["cifar100"]["class_names"]) == 100
+    )
+    assert rows["mnist_multilabel"]["task"] == "multilabel"
+
+
+def test_user_errors_exit_2_with_one_line(capsys, monkeypatch, tmp_path):
+    (tmp_path / "mnist.npz").write_bytes(b"not a zip")
+    from training import datasets
+
+    datasets._base_arrays.cache_clear()
+    with pytest.raises(Exception, match="mnist.npz"):
+        datasets.load_arrays("mnist", "train", data_dir=tmp_path)

@@ -1,0 +1,1 @@
+"""Datasets, the training loop, TensorBoard logging and export for serving."""

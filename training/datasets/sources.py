@@ -1,0 +1,175 @@
+"""Where a base dataset's arrays come from, tried in order.
+
+1. ``--data-dir`` / ``ZOO_DATA_DIR``: ``NAME.npz`` (Keras' layout), the four IDX ``.gz`` files in
+   ``NAME/``, or CIFAR's ``cifar-10-batches-py/`` / ``cifar-100-python/``.
+2. The copy embedded in the repository (MNIST only), verified by SHA-256 on load.
+3. TensorFlow Datasets: its prepared cache, or a download when the download host is reachable.
+
+Nothing is ever written into the user's data directory; TFDS writes only into its own cache.
+"""
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.datasets import formats
+from zoo.errors import DatasetError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EMBEDDED = {
+    "mnist": (
+        REPO_ROOT / "data" / "mnist.npz",
+        "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64",
+    ),
+}
+CIFAR_DIRS = {
+    "cifar10": ("cifar-10-batches-py", formats.read_cifar10_dir),
+    "cifar100": ("cifar-100-python", formats.read_cifar100_dir),
+}
+DOWNLOAD_HOSTS = {
+    "mnist": "storage.googleapis.com",
+    "fashion_mnist": "fashion-mnist.s3-website.eu-central-1.amazonaws.com",
+    "cifar10": "www.cs.toronto.edu",
+    "cifar100": "www.cs.toronto.edu",
+}
+ONLINE_PROBE_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a dataset can be read from: a label for users and the function that reads it."""
+
+    kind: str
+    location: str
+    read: Callable[[], formats.Arrays]
+
+
+def data_dir_from_env(data_dir: str | os.PathLike | None) -> Path | None:
+    """The explicit ``data_dir`` if given, else ``$ZOO_DATA_DIR``, else ``None``."""
+    chosen = data_dir if data_dir is not None else os.environ.get("ZOO_DATA_DIR")
+    return Path(chosen).expanduser() if chosen else None
+
+
+def tfds_dir() -> Path:
+    """TFDS' own cache (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``)."""
+    return Path(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")).expanduser()
+
+
+def local_candidates(name: str, data_dir: Path | None) -> list[tuple[Path, Callable]]:
+    """The files or folders that would hold ``name``, in the order they are tried."""
+    candidates = []
+    if data_dir is not None:
+        candidates.append((data_dir / f"{name}.npz", formats.read_npz))
+        candidates.append((data_dir / name / formats.IDX_FILES["x_train"], None))
+        if name in CIFAR_DIRS:
+            folder, reader = CIFAR_DIRS[name]
+            candidates.append((data_dir / folder, reader))
+    return candidates
+
+
+def _local_source(name: str, data_dir: Path | None) -> Source | None:
+    for path, reader in local_candidates(name, data_dir):
+        if not path.exists():
+            continue
+        if reader is None:  # IDX files: the folder holding the four files
+            return Source(
+                "idx", str(path.parent), lambda folder=path.parent: formats.read_idx_dir(folder)
+            )
+        kind = "npz" if path.suffix == ".npz" else "cifar-python"
+        return Source(kind, str(path), lambda p=path, r=reader: r(p))
+    return None
+
+
+def _embedded_source(name: str) -> Source | None:
+    if name not in EMBEDDED:
+        return None
+    path, sha256 = EMBEDDED[name]
+    if not path.exists():
+        return None
+
+    def read() -> formats.Arrays:
+        formats.verify_checksum(path, sha256)
+        return formats.read_npz(path)
+
+    return Source("embedded", str(path), read)
+
+
+def is_online(host: str, timeout: float = ONLINE_PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to ``host:443`` opens within ``timeout`` seconds."""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _read_tfds(name: str) -> formats.Arrays:
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=str(tfds_dir()))
+    if not builder.is_prepared():
+        builder.download_and_prepare()
+    arrays = []
+    for split in ("train", "test"):
+        images, labels = [], []
+        dataset = builder.as_dataset(split=split, as_supervised=True).batch(8192)
+        for x, y in tfds.as_numpy(dataset):
+            images.append(x)
+            labels.append(y)
+        arrays += [np.concatenate(images).astype(np.uint8), np.concatenate(labels).astype(np.int64)]
+    return tuple(arrays)
+
+
+def _tfds_source(name: str) -> Source | None:
+    import tensorflow_datasets as tfds
+
+    location = str(tfds_dir() / name)
+    prepared = tfds.builder(name, data_dir=str(tfds_dir())).is_prepared()
+    if prepared or is_online(DOWNLOAD_HOSTS[name]):
+        return Source("tfds", location, lambda: _read_tfds(name))
+    return None
+
+
+def _not_found_message(name: str, data_dir: Path | None) -> str:
+    looked = []
+    if data_dir is None:
+        looked.append("--data-dir / ZOO_DATA_DIR: not set")
+    else:
+        looked += [f"{path}{'/' if reader is None else ''}: not found"
+                   for path, reader in local_candidates(name, data_dir)]  # fmt: skip
+    if name in EMBEDDED:
+        looked.append(f"{EMBEDDED[name][0]} (embedded copy): missing")
+    looked.append(f"TensorFlow Datasets cache {tfds_dir() / name}: not prepared")
+    looked.append(f"download from {DOWNLOAD_HOSTS[name]}: unreachable (offline?)")
+    fix = {
+        "cifar10": "cifar-10-batches-py/ (from cifar-10-python.tar.gz)",
+        "cifar100": "cifar-100-python/ (from cifar-100-python.tar.gz)",
+    }.get(name, f"{name}.npz (Keras' layout) or {name}/ with the four IDX .gz files")
+    return (
+        f"Dataset {name!r} is not available offline. Looked in:\n  - "
+        + "\n  - ".join(looked)
+        + f"\nFix: put {fix} in a folder and pass --data-dir FOLDER (or set ZOO_DATA_DIR), "
+        "or run once with internet access so TensorFlow Datasets can download it."
+    )
+
+
+def locate(name: str, data_dir: str | os.PathLike | None = None) -> Source:
+    """The first source that holds base dataset ``name``; DatasetError listing where it looked."""
+    folder = data_dir_from_env(data_dir)
+    source = _local_source(name, folder) or _embedded_source(name) or _tfds_source(name)
+    if source is None:
+        raise DatasetError(_not_found_message(name, folder))
+    return source
+
+
+def describe(name: str, data_dir: str | os.PathLike | None = None) -> str:
+    """Where ``name`` would load from, for ``zoo datasets``, without reading it or going online."""
+    folder = data_dir_from_env(data_dir)
+    source = _local_source(name, folder) or _embedded_source(name)
+    if source is not None:
+        return f"{source.kind}: {source.location}"
+    return f"tfds: {tfds_dir() / name} (downloads on first use)"

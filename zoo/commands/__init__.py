@@ -1,0 +1,5 @@
+"""The ``zoo`` subcommands, in the order ``zoo --help`` lists them."""
+
+from zoo.commands import datasets
+
+COMMANDS = [datasets]

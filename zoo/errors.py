@@ -1,0 +1,9 @@
+"""Errors a user can fix: the CLI prints their message (no stack trace) and exits with code 2."""
+
+
+class ZooError(Exception):
+    """Base class of every error caused by a user's input, configuration or environment."""
+
+
+class DatasetError(ZooError):
+    """A dataset could not be found, read or verified."""
