@@ -36,3 +36,11 @@ def test_user_errors_exit_2_with_one_line(capsys, monkeypatch, tmp_path):
     datasets._base_arrays.cache_clear()
     with pytest.raises(Exception, match="mnist.npz"):
         datasets.load_arrays("mnist", "train", data_dir=tmp_path)
+
+
+def test_models_lists_architectures_with_parameter_counts(capsys):
+    assert cli.main(["models", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert len(rows) >= 5
+    assert rows["mnist_cnn"]["parameters"] == 34_826
+    assert "cifar10" in rows["resnet20"]["suits"]

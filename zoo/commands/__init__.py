@@ -1,5 +1,5 @@
 """The ``zoo`` subcommands, in the order ``zoo --help`` lists them."""
 
-from zoo.commands import datasets
+from zoo.commands import datasets, models
 
-COMMANDS = [datasets]
+COMMANDS = [datasets, models]

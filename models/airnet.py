@@ -1,0 +1,35 @@
+"""A fast CIFAR-10 network in the spirit of Keller Jordan's airbench (94 % in seconds on a GPU).
+
+1. A 2x2 stem conv without padding, like airbench's patch-whitening layer, cheaply widens each
+   pixel's view before any pooling.
+2. Three blocks of conv-pool-BN-GELU, conv-BN-GELU, each halving the resolution: pooling right
+   after the first conv makes the second conv four times cheaper.
+3. Global max pooling, then the head; a fixed 1/9 scale on the features keeps the logits small
+   early in training, as airbench's temperature does.
+"""
+
+import keras
+
+from models.registry import register_model
+
+
+def _conv_bn_gelu(x, filters: int, pool: bool):
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    if pool:
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.BatchNormalization(momentum=0.6, epsilon=1e-12)(x)
+    return keras.layers.Activation("gelu")(x)
+
+
+@register_model(
+    default_input_shape=(32, 32, 3), suits=("cifar10", "cifar100", "cifar10_multilabel")
+)
+def airnet(inputs, *, stem_width=24, widths=(64, 256, 256), feature_scale=1 / 9):
+    """airbench-style CIFAR-10 net: 2x2 stem, three conv-pool blocks, global max pool."""
+    x = keras.layers.Conv2D(stem_width, 2, padding="valid")(inputs)
+    x = keras.layers.Activation("gelu")(x)
+    for filters in widths:
+        x = _conv_bn_gelu(x, filters, pool=True)
+        x = _conv_bn_gelu(x, filters, pool=False)
+    x = keras.layers.GlobalMaxPooling2D()(x)
+    return keras.layers.Rescaling(feature_scale)(x)
