@@ -43,3 +43,33 @@ def write_cifar_batch(path: Path, images: np.ndarray, labels: np.ndarray, label_
     data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
     with open(path, "wb") as f:
         pickle.dump({b"data": data, label_key: list(labels)}, f)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """A ``--data-dir`` with small generated Fashion-MNIST and CIFAR-10 copies (CIFAR has no
+    offline copy; Fashion-MNIST's real copy lives outside the repository)."""
+    folder = tmp_path_factory.mktemp("data")
+    write_npz(folder / "fashion_mnist.npz", n_train=96, n_test=48)
+    cifar = folder / "cifar-10-batches-py"
+    cifar.mkdir()
+    for index, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
+        images = random_images(20, (32, 32, 3), seed=index)
+        write_cifar_batch(cifar / name, images, np.arange(20) % 10, b"labels")
+    return folder
+
+
+def event_tags(log_dir: Path) -> dict[str, set[tuple[str, str]]]:
+    """``{subfolder: {(tag, plugin)}}`` of every TensorBoard event file under ``log_dir``."""
+    import tensorflow as tf
+
+    found: dict[str, set[tuple[str, str]]] = {}
+    for path in log_dir.rglob("events.out.tfevents.*"):
+        key = str(path.parent.relative_to(log_dir))
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                found.setdefault(key, set()).add(
+                    (value.tag, value.metadata.plugin_data.plugin_name)
+                )
+    return found

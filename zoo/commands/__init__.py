@@ -1,5 +1,5 @@
 """The ``zoo`` subcommands, in the order ``zoo --help`` lists them."""
 
-from zoo.commands import datasets, models
+from zoo.commands import datasets, export, models, train
 
-COMMANDS = [datasets, models]
+COMMANDS = [datasets, models, train, export]

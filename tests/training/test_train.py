@@ -1,0 +1,123 @@
+"""Short runs of every shipped config, their TensorBoard logs, reproducibility and bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import event_tags
+
+from training.config import ConfigError, build_config, load_yaml
+from training.loop import train
+from training.run_dir import RunDir
+from zoo import cli
+
+CONFIGS = sorted(Path(__file__).resolve().parents[2].glob("configs/*.yaml"))
+TINY = {"epochs": 1, "train_limit": 64, "test_limit": 32, "batch_size": 32}
+
+
+def tiny_config(path, tmp_path, data_dir, **extra):
+    return build_config(
+        load_yaml(path),
+        {**TINY, "runs_root": str(tmp_path / "runs"), "data_dir": str(data_dir), **extra},
+    )
+
+
+@pytest.mark.parametrize("config_path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_config_short_run_writes_everything(config_path, tmp_path, tiny_data_dir):
+    config = tiny_config(config_path, tmp_path, tiny_data_dir)
+    run = train(config, verbose=0)
+    for path in (run.config_path, run.model_path, run.metrics_path, run.history_path):
+        assert path.is_file(), path
+    assert run.read_state()["status"] == "completed"
+    assert build_config(load_yaml(run.config_path)) == config, "resolved config saved"
+    metrics = json.loads(run.metrics_path.read_text())
+    assert len(metrics["history"]) == 1
+    tags = event_tags(run.logs)
+    train_tags = {tag for tag, _ in tags["train"]}
+    validation = tags["validation"]
+    assert {"epoch_loss", "epoch_learning_rate", "epoch_examples_per_second"} <= train_tags
+    assert any(tag.endswith("/histogram") for tag in train_tags), "weight histograms"
+    assert ("epoch_loss", "scalars") in validation
+    assert ("samples", "images") in validation
+    root = {tag for tag, plugin in tags["."]}
+    assert "_hparams_/session_start_info" in root
+    if metrics["dataset"]["task"] == "multiclass":
+        assert ("confusion_matrix", "images") in validation
+        assert "final/accuracy" in root and 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    else:
+        pr_curves = {tag for tag, plugin in validation if plugin == "pr_curves"}
+        assert len(pr_curves) == 10, "one PR curve per class"
+        assert {"final/exact_match", "final/micro_f1", "final/macro_f1", "final/mAP"} <= root
+
+
+def test_same_seed_reproduces_metrics(tmp_path):
+    kwargs = {"model": "mnist_cnn", "epochs": 2, "train_limit": 256, "test_limit": 64,
+              "batch_size": 32, "augmentation": "shift", "runs_root": str(tmp_path)}  # fmt: skip
+    first = json.loads(train(build_config(kwargs), verbose=0).metrics_path.read_text())
+    second = json.loads(train(build_config(kwargs), verbose=0).metrics_path.read_text())
+    assert first["test"]["accuracy"] == second["test"]["accuracy"]
+    assert [row["loss"] for row in first["history"]] == [row["loss"] for row in second["history"]]
+
+
+def run_cli(*argv, capsys):
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "vgg"], "Unknown model 'vgg'. Valid choices: airnet"),
+        (["--dataset", "imagenet"], "Unknown dataset 'imagenet'. Valid choices: mnist"),
+        (["--head", "tanh"], "Unknown head 'tanh'. Valid choices: softmax, logits"),
+        (["--dataset", "mnist_multilabel", "--head", "softmax"], "Valid heads for multilabel"),
+        (["--dataset", "mnist", "--head", "sigmoid"], "allow_sigmoid_for_multiclass"),
+        (["--config", "nope.yaml"], "Config file 'nope.yaml' does not exist"),
+        (["--resume", "/nonexistent/run"], "Run directory '/nonexistent/run' does not exist"),
+        (["--epochs", "0"], "epochs must be at least 1"),
+    ],
+)
+def test_bad_train_input_exits_2_with_the_choices(argv, message, tmp_path, capsys):
+    code, err = run_cli("train", "--runs-root", str(tmp_path / "runs"), *argv, capsys=capsys)
+    assert code == 2 and message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists(), "nothing half-written"
+
+
+def test_unknown_config_key_in_yaml(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("model: mlp\nlearning_rate: 0.1\n")
+    code, err = run_cli("train", "--config", str(config), capsys=capsys)
+    assert code == 2 and "Unknown config key 'learning_rate'. Valid keys: name, model" in err
+
+
+def test_foreign_directory_is_not_a_run(tmp_path, capsys):
+    (tmp_path / "stuff.txt").write_text("x")
+    code, err = run_cli("train", "--resume", str(tmp_path), capsys=capsys)
+    assert code == 2 and "is not a zoo run directory" in err
+    code, err = run_cli("export", str(tmp_path), "--name", "m", "--repo", str(tmp_path / "repo"),
+                        capsys=capsys)  # fmt: skip
+    assert code == 2 and "is not a zoo run directory" in err
+    assert not (tmp_path / "repo").exists()
+
+
+def test_dataset_that_cannot_load_leaves_no_run_directory(tmp_path, monkeypatch):
+    from training.datasets import sources
+
+    monkeypatch.setattr(sources, "is_online", lambda host, timeout=0: False)
+    config = build_config({"model": "resnet20", "dataset": "cifar10", "head": "logits",
+                           "runs_root": str(tmp_path / "runs"), "data_dir": str(tmp_path)})  # fmt: skip
+    with pytest.raises(Exception, match="not available offline"):
+        train(config, verbose=0)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_config_values_are_type_checked():
+    with pytest.raises(ConfigError, match="'epochs' must be int. Received: epochs='3'"):
+        build_config({"epochs": "3"})
+    assert build_config({"lr": 1}).lr == 1.0
+
+
+def test_run_dir_open_requires_markers(tmp_path):
+    with pytest.raises(Exception, match="not a zoo run directory"):
+        RunDir.open(tmp_path)

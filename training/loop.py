@@ -1,0 +1,182 @@
+"""A training run, top to bottom: data, model, compile, fit, final evaluation.
+
+``train(config)`` starts a run; ``train(config, resume=run)`` continues one from its newest
+checkpoint. Single-process runs (and ``mirrored``) use Keras ``fit``; ``multiworker`` uses the
+custom step of ``training.distributed`` because ``fit`` fails under MultiWorkerMirroredStrategy
+with Keras 3.15 / TF 2.21.
+"""
+
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import models
+from training import datasets, distributed, runtime
+from training.callbacks import AtomicCheckpoint, LearningRateAndThroughput
+from training.config import TrainConfig
+from training.metrics import keras_metrics, multiclass_report, multilabel_report
+from training.preprocess import scale_pixels
+from training.run_dir import RunDir, write_json_atomic
+from training.schedules import build_schedule
+from training.tensorboard import TensorBoardExtras, write_final_metrics, write_hparams
+
+EVAL_BATCH_SIZE = 512
+TENSORBOARD_EVAL_EXAMPLES = 512
+
+
+def label_format_for(task: str, head: models.Head, config: TrainConfig) -> str:
+    """Sparse ids, one-hot or multi-hot rows: what the loss needs for this dataset and head."""
+    if task == datasets.MULTILABEL:
+        return "multi_hot"
+    if head.task == datasets.MULTILABEL:  # a sigmoid head on a multiclass task, asked for
+        return "one_hot"
+    return head.label_format(label_smoothing=config.label_smoothing, focal=config.focal)
+
+
+def build_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    lr = build_schedule(config.schedule, config.lr, total_steps, config.warmup_fraction)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True,
+                                    weight_decay=config.weight_decay or None)  # fmt: skip
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+    return keras.optimizers.Adam(lr)
+
+
+def build_model(config: TrainConfig, info: datasets.DatasetInfo) -> keras.Model:
+    return models.create_model(
+        config.model,
+        input_shape=info.input_shape,
+        num_classes=info.num_classes,
+        head=config.head,
+        task=info.task,
+        allow_sigmoid_for_multiclass=config.allow_sigmoid_for_multiclass,
+        **config.model_options,
+    )
+
+
+def _limit(n: int) -> int | None:
+    return n or None
+
+
+def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2) -> RunDir:
+    """Runs (or resumes) training and writes everything into the run directory.
+
+    Args:
+        config: the validated config (for a resume, the one saved in the run).
+        resume: the run to continue from its newest checkpoint. Defaults to None (a new run).
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+
+    Returns:
+        The run directory.
+    """
+    # 1. The strategy comes first: MultiWorkerMirroredStrategy must exist before any TF op runs.
+    strategy = distributed.build_strategy(config.strategy)
+    runtime.seed_everything(config.seed, config.deterministic)
+
+    # 2. Data, before the run directory exists: a dataset that cannot load leaves nothing behind.
+    info = datasets.get_info(config.dataset)
+    head = models.get_head(config.head)
+    label_format = label_format_for(info.task, head, config)
+    data_dir = config.data_dir or None
+    x_train, y_train = datasets.load_arrays(config.dataset, "train", data_dir=data_dir,
+                                            limit=_limit(config.train_limit), seed=config.seed)  # fmt: skip
+    x_test, y_test = datasets.load_arrays(config.dataset, "test", data_dir=data_dir,
+                                          limit=_limit(config.test_limit), seed=config.seed)  # fmt: skip
+    one_hot = info.num_classes if label_format == "one_hot" else None
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    if config.strategy == "multiworker":
+        steps_per_epoch = len(x_train) // config.batch_size
+    train_data = datasets.make_pipeline(
+        x_train, y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed,
+        augmentation=config.augmentation, one_hot_classes=one_hot,
+        drop_remainder=config.strategy == "multiworker",
+    )  # fmt: skip
+    test_data = datasets.make_pipeline(x_test, y_test, batch_size=EVAL_BATCH_SIZE,
+                                       one_hot_classes=one_hot)  # fmt: skip
+
+    # 3. The run directory: new, or the resumed one with its newest checkpoint.
+    run = resume or distributed.create_run_dir(config, strategy)
+    if resume is None:
+        config.save(run.config_path)
+        run.write_state(status="running", epochs_done=0, planned_epochs=config.epochs, resumes=[])
+    checkpoint = run.latest_checkpoint()
+    initial_epoch = checkpoint[0] if checkpoint else 0
+    if resume is not None:
+        state = run.read_state()
+        run.write_state(**{**state, "status": "running",
+                           "resumes": [*state.get("resumes", []), initial_epoch]})  # fmt: skip
+    history = run.read_history(initial_epoch)
+
+    # 4. Model, optimizer, loss and metrics, inside the strategy's scope.
+    with runtime.dtype_policy(runtime.resolve_precision(config.mixed_precision)), strategy.scope():
+        if checkpoint:
+            model = keras.saving.load_model(checkpoint[1])
+        else:
+            model = build_model(config, info)
+            model.compile(
+                optimizer=build_optimizer(config, steps_per_epoch * config.epochs),
+                loss=head.loss(label_smoothing=config.label_smoothing, focal=config.focal,
+                               focal_gamma=config.focal_gamma),
+                metrics=keras_metrics(info.task, label_format, info.num_classes,
+                                      from_logits=head.from_logits, threshold=config.threshold),
+                jit_compile=config.jit_compile,
+            )  # fmt: skip
+        model.jit_compile = config.jit_compile
+
+        # 5. Train.
+        if resume is None:
+            write_hparams(run.logs, {**config.to_dict(), "model_options": str(config.model_options)},
+                          run.path.name)  # fmt: skip
+        start = time.perf_counter()
+        if config.strategy == "multiworker":
+            distributed.fit_multiworker(
+                strategy, model, train_data, run=run, history=history, epochs=config.epochs,
+                initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                batch_size=config.batch_size, verbose=verbose,
+            )  # fmt: skip
+        elif initial_epoch < config.epochs:
+            model.fit(
+                train_data,
+                validation_data=test_data,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                shuffle=False,  # the pipeline shuffles
+                callbacks=[
+                    LearningRateAndThroughput(len(x_train)),
+                    AtomicCheckpoint(run, history),
+                    keras.callbacks.TensorBoard(run.logs, histogram_freq=config.histogram_freq),
+                    TensorBoardExtras(
+                        run.logs, x_test[:TENSORBOARD_EVAL_EXAMPLES],
+                        y_test[:TENSORBOARD_EVAL_EXAMPLES], head, info.class_names, info.task,
+                        config.threshold, config.sample_images,
+                    ),
+                ],
+                verbose=verbose,
+            )  # fmt: skip
+        seconds = time.perf_counter() - start
+
+    # 6. Final evaluation on the test split, final model, metrics.
+    outputs = model.predict(scale_pixels(x_test), batch_size=EVAL_BATCH_SIZE, verbose=0)
+    probabilities = head.probabilities(tf.constant(outputs, tf.float32)).numpy()
+    if info.task == datasets.MULTICLASS:
+        report = multiclass_report(probabilities, np.asarray(y_test))
+    else:
+        report = multilabel_report(probabilities, y_test, config.threshold)
+    run.save_final_model(model)
+    if distributed.is_chief(strategy):
+        write_final_metrics(run.logs, report, step=config.epochs)
+    write_json_atomic(run.metrics_path, {
+        "dataset": info.to_json(),
+        "model": config.model,
+        "head": config.head,
+        "epochs": config.epochs,
+        "test": report,
+        "history": history,
+        "train_seconds_this_session": seconds,
+    })  # fmt: skip
+    run.write_state(**{**run.read_state(), "status": "completed", "epochs_done": config.epochs})
+    return run

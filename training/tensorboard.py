@@ -1,0 +1,156 @@
+"""TensorBoard beyond Keras' scalars and histograms: labelled sample images, a confusion matrix
+(multiclass), per-class PR curves (multilabel) and the hparams session of the run.
+
+Images are drawn with matplotlib's object-oriented API (no pyplot, no global backend state) and
+logged as image summaries.
+"""
+
+import io
+
+import keras
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
+from tensorboard.plugins.hparams import api as hparams_api
+from tensorboard.plugins.pr_curve import summary as pr_curve_summary
+
+from training.preprocess import scale_pixels
+
+PR_CURVE_THRESHOLDS = 101
+
+
+def figure_to_image(figure) -> tf.Tensor:
+    """A matplotlib figure as a [1, H, W, 4] uint8 tensor."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    return tf.expand_dims(tf.image.decode_png(buffer.getvalue(), channels=4), 0)
+
+
+def _label_text(row, class_names, task) -> str:
+    if task == "multiclass":
+        return class_names[int(row)]
+    return ",".join(class_names[i] for i in np.flatnonzero(row)) or "-"
+
+
+def sample_grid(images, truth, predicted, class_names, task):
+    """A grid of images titled "pred / true", green when right and red when wrong."""
+    columns = min(len(images), 8)
+    rows = int(np.ceil(len(images) / columns))
+    figure = Figure(figsize=(1.6 * columns, 1.9 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, true_row, pred_row in zip(axes.ravel(), images, truth, predicted, strict=False):
+        ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
+        right = np.array_equal(true_row, pred_row)
+        pred_text = _label_text(pred_row, class_names, task)
+        true_text = _label_text(true_row, class_names, task)
+        ax.set_title(
+            f"pred {pred_text}\ntrue {true_text}", fontsize=7, color="green" if right else "red"
+        )
+    return figure
+
+
+def confusion_figure(confusion: np.ndarray, class_names):
+    """The confusion matrix (rows: truth, columns: prediction) with counts in the cells."""
+    size = max(4, 0.45 * len(class_names))
+    figure = Figure(figsize=(size, size))
+    ax = figure.subplots()
+    ax.imshow(confusion, cmap="Blues")
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=90, fontsize=7)
+    ax.set_yticks(ticks, class_names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(class_names) <= 20:
+        limit = confusion.max() / 2 if confusion.size else 0
+        for (i, j), count in np.ndenumerate(confusion):
+            ax.text(j, i, count, ha="center", va="center", fontsize=6,
+                    color="white" if count > limit else "black")  # fmt: skip
+    return figure
+
+
+def write_raw_summary(summary_pb, step: int) -> None:
+    tf.summary.experimental.write_raw_pb(summary_pb.SerializeToString(), step=step)
+
+
+class TensorBoardExtras(keras.callbacks.Callback):
+    """Logs, after every epoch, predictions on a fixed slice of the test split.
+
+    Args:
+        log_dir: the run's TensorBoard folder; writes into ``validation/``.
+        images: uint8 test images (a few hundred are enough).
+        labels: their labels (class ids or multi-hot rows).
+        head: the model's head (turns outputs into probabilities).
+        class_names: names in label order.
+        task: ``multiclass`` or ``multilabel``.
+        threshold: multilabel decision threshold.
+        sample_images: how many labelled images to show.
+    """
+
+    def __init__(self, log_dir, images, labels, head, class_names, task, threshold, sample_images):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(log_dir / "validation"))
+        self.images, self.labels = images, labels
+        self.head, self.class_names, self.task = head, list(class_names), task
+        self.threshold, self.sample_images = threshold, sample_images
+
+    def on_epoch_end(self, epoch, logs=None):
+        outputs = self.model.predict(scale_pixels(self.images), batch_size=256, verbose=0)
+        probabilities = self.head.probabilities(tf.constant(outputs, tf.float32)).numpy()
+        with self.writer.as_default(step=epoch):
+            if self.task == "multiclass":
+                self._log_multiclass(probabilities)
+            else:
+                self._log_multilabel(probabilities)
+        self.writer.flush()
+
+    def _log_samples(self, predicted):
+        n = self.sample_images
+        if n:
+            figure = sample_grid(self.images[:n], self.labels[:n], predicted[:n],
+                                 self.class_names, self.task)  # fmt: skip
+            tf.summary.image("samples", figure_to_image(figure))
+
+    def _log_multiclass(self, probabilities):
+        predicted = probabilities.argmax(axis=1)
+        self._log_samples(predicted)
+        k = len(self.class_names)
+        confusion = np.zeros((k, k), np.int64)
+        np.add.at(confusion, (self.labels, predicted), 1)
+        tf.summary.image(
+            "confusion_matrix", figure_to_image(confusion_figure(confusion, self.class_names))
+        )
+
+    def _log_multilabel(self, probabilities):
+        self._log_samples((probabilities >= self.threshold).astype(int))
+        for index, name in enumerate(self.class_names):
+            summary = pr_curve_summary.pb(
+                f"pr_curve/{name}",
+                labels=self.labels[:, index].astype(bool),
+                predictions=probabilities[:, index],
+                num_thresholds=PR_CURVE_THRESHOLDS,
+            )
+            write_raw_summary(summary, self.writer_step)
+
+    @property
+    def writer_step(self) -> int:
+        return int(tf.summary.experimental.get_step())
+
+
+def write_hparams(log_dir, hparams: dict, run_name: str) -> None:
+    """Starts the hparams session of this run in ``log_dir`` (the HParams dashboard's table)."""
+    values = {
+        k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in hparams.items()
+    }
+    with tf.summary.create_file_writer(str(log_dir)).as_default():
+        hparams_api.hparams(values, trial_id=run_name)
+
+
+def write_final_metrics(log_dir, metrics: dict, step: int) -> None:
+    """Final test metrics as ``final/NAME`` scalars beside the hparams session, so the HParams
+    table shows them in one row per run."""
+    with tf.summary.create_file_writer(str(log_dir)).as_default(step=step):
+        for name, value in metrics.items():
+            if isinstance(value, (int, float)):
+                tf.summary.scalar(f"final/{name}", value)

@@ -1,0 +1,95 @@
+"""``zoo train`` / ``python -m training.train``: train a model from a YAML config and flags.
+
+Example:
+    python -m training.train --config configs/mnist_fastnet.yaml --epochs 3
+"""
+
+import argparse
+import re
+import sys
+
+import yaml
+
+from training.config import FIELDS, TrainConfig, build_config, field_type, load_yaml
+
+EXAMPLES = """
+  zoo train --config configs/mnist_fastnet.yaml                # a shipped config
+  zoo train --model mnist_cnn --dataset fashion_mnist --epochs 3 --head logits
+  zoo train --config configs/mnist_multilabel_sigmoid.yaml --batch-size 256 --lr 3e-3
+  zoo train --resume runs/mnist-mnist_cnn-softmax/20261128-101500   # continue a killed run
+  TF_CONFIG=... zoo train --config configs/mnist_cnn.yaml --strategy multiworker
+"""
+
+
+def _field_help() -> dict[str, str]:
+    """Each field's description, from the ``Args:`` section of TrainConfig's docstring."""
+    help_text, current = {}, None
+    for line in (TrainConfig.__doc__ or "").splitlines():
+        match = re.match(r"^\s{8}(\w+): (.*)$", line)
+        if match and match.group(1) in FIELDS:
+            current = match.group(1)
+            help_text[current] = match.group(2)
+        elif current and line.startswith(" " * 12):
+            help_text[current] += " " + line.strip()
+    return help_text
+
+
+def _parse_mapping(text: str) -> dict:
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a YAML mapping such as '{{dropout: 0.3}}', got {text!r}"
+        )
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--resume``, ``--quiet`` and one flag per config field."""
+    parser.add_argument("--config", help="YAML config file (flags override its keys)")
+    parser.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress output (for CI)")
+    fields = parser.add_argument_group("config keys (also valid in the YAML file)")
+    descriptions = _field_help()
+    for name in FIELDS:
+        flag = "--" + name.replace("_", "-")
+        kind = field_type(name)
+        if kind is bool:
+            fields.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=descriptions.get(name))  # fmt: skip
+        else:
+            parse = _parse_mapping if kind is dict else kind
+            fields.add_argument(flag, type=parse, default=None, help=descriptions.get(name))
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.loop import train
+    from training.run_dir import RunDir
+
+    overrides = {name: getattr(args, name) for name in FIELDS}
+    if args.resume:
+        run_dir = RunDir.open(args.resume)
+        config = build_config(load_yaml(run_dir.config_path))
+        if any(value is not None for value in overrides.values()) or args.config:
+            print("zoo train: --resume continues with the run's own config.yaml; other flags are ignored.",
+                  file=sys.stderr)  # fmt: skip
+    else:
+        run_dir = None
+        config = build_config(load_yaml(args.config) if args.config else {}, overrides)
+    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+    run_dir = train(config, resume=run_dir, verbose=verbose)
+    if not args.quiet:
+        print(f"Run directory: {run_dir.path}")
+        print(f"TensorBoard:   tensorboard --logdir {run_dir.logs}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from zoo.cli import main as zoo_main
+
+    return zoo_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

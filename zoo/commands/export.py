@@ -1,0 +1,31 @@
+"""``zoo export``: a finished run as a SavedModel version in a TensorFlow Serving repository."""
+
+from zoo.commands.help import add_command
+
+EXAMPLES = """
+  zoo export runs/mnist-mnist_fastnet-softmax/20261128-101500 --name mnist --repo model_repo/
+  zoo export RUN_DIR --name mnist --version 7          # an explicit version number
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers, "export", "Export a run as model_repo/NAME/VERSION (SavedModel).", EXAMPLES, run
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    parser.add_argument("--name", help="model name in the repository (default: the dataset)")
+    parser.add_argument(
+        "--repo", default="model_repo", help="repository root (default: model_repo)"
+    )
+    parser.add_argument("--version", type=int, help="version number (default: next integer)")
+
+
+def run(args) -> int:
+    from training.config import build_config, load_yaml
+    from training.export import export_run
+    from training.run_dir import RunDir
+
+    name = args.name or build_config(load_yaml(RunDir.open(args.run_dir).config_path)).dataset
+    path = export_run(args.run_dir, name=name, repo=args.repo, version=args.version)
+    print(f"Exported {path}")
+    return 0
