@@ -95,25 +95,28 @@ def fit_multiworker(
         per_replica = strategy.run(replica_step, args=batch)
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-    iterator = iter(distributed)
+    writer = tf.summary.create_file_writer(str(run.logs / "train"))
     for epoch in range(initial_epoch, epochs):
+        iterator = iter(distributed)  # one pass over the (reshuffled) data per epoch
         start = time.perf_counter()
         total = 0.0
         for _ in range(steps_per_epoch):
             total += float(train_step(next(iterator)))
         seconds = time.perf_counter() - start
-        row = {"epoch": epoch, "loss": total / steps_per_epoch,
-               "examples_per_second": steps_per_epoch * dataset.element_spec[0].shape[0] / seconds
-               if dataset.element_spec[0].shape[0] else 0.0}  # fmt: skip
+        row = {
+            "epoch": epoch,
+            "loss": total / steps_per_epoch,
+            "examples_per_second": steps_per_epoch * batch_size / seconds,
+        }
         history.append(row)
         run.write_history(history)
+        with writer.as_default(step=epoch):
+            tf.summary.scalar("epoch_loss", row["loss"])
+            tf.summary.scalar("epoch_examples_per_second", row["examples_per_second"])
         if verbose:
             print(
                 f"Epoch {epoch + 1}/{epochs} - loss: {row['loss']:.4f} - {seconds:.1f}s", flush=True
             )
-        if is_chief(strategy):
-            tmp = run.checkpoints / f"tmp-{os.getpid()}-epoch-{epoch + 1:04d}.keras"
-            model.save(tmp)
-            os.replace(tmp, run.checkpoint_path(epoch + 1))
-            run.prune_checkpoints()
-        run.write_state(**{**run.read_state(), "epochs_done": epoch + 1})
+        # Every worker saves, each into its own run directory: reading mirrored variables for the
+        # save is a collective step that all workers must take together.
+        run.save_checkpoint(model, epoch + 1)

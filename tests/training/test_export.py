@@ -1,0 +1,127 @@
+"""Export: TF Serving layout, signatures' names, dtypes and shapes, metadata, atomic versions."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training import datasets
+from training.config import build_config
+from training.export import ExportError, export_run, read_metadata
+from training.loop import train
+from zoo import cli
+
+
+@pytest.fixture(scope="module", params=["softmax", "logits"])
+def mnist_run(request, tmp_path_factory):
+    config = build_config({"model": "mnist_cnn", "head": request.param, "epochs": 1,
+                           "train_limit": 256, "test_limit": 64, "batch_size": 64,
+                           "runs_root": str(tmp_path_factory.mktemp("runs"))})  # fmt: skip
+    return train(config, verbose=0)
+
+
+def tensor_spec(signature, name):
+    return signature.structured_outputs[name]
+
+
+def test_export_writes_servable_signatures(mnist_run, tmp_path):
+    path = export_run(mnist_run.path, name="mnist", repo=tmp_path / "repo")
+    assert path == tmp_path / "repo" / "mnist" / "1"
+    loaded = tf.saved_model.load(str(path))
+    assert set(loaded.signatures) == {"serving_default", "predict_images"}
+
+    serving = loaded.signatures["serving_default"]
+    (_, inputs) = serving.structured_input_signature
+    assert list(inputs) == ["images"]
+    assert inputs["images"].dtype == tf.uint8 and inputs["images"].shape.as_list() == [
+        None,
+        28,
+        28,
+        1,
+    ]
+    outputs = serving.structured_outputs
+    assert set(outputs) == {"probabilities", "classes", "logits"}
+    assert outputs["probabilities"].dtype == tf.float32 and outputs[
+        "probabilities"
+    ].shape.as_list() == [None, 10]
+    assert outputs["classes"].dtype == tf.int64 and outputs["classes"].shape.as_list() == [None]
+    assert outputs["logits"].dtype == tf.float32
+
+    images, labels = datasets.load_arrays("mnist", "test", limit=16)
+    result = serving(images=tf.constant(images))
+    probabilities = result["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(result["classes"].numpy(), probabilities.argmax(axis=1))
+    np.testing.assert_allclose(
+        tf.nn.softmax(result["logits"]).numpy(), probabilities, rtol=1e-4, atol=1e-6
+    )
+
+    mnist_example = loaded.signatures["predict_images"]
+    (_, example_inputs) = mnist_example.structured_input_signature
+    assert example_inputs["images"].dtype == tf.float32
+    assert example_inputs["images"].shape.as_list() == [None, 784]
+    assert list(mnist_example.structured_outputs) == ["scores"]
+    scores = mnist_example(images=tf.constant(images.reshape(-1, 784) / 255.0, tf.float32))[
+        "scores"
+    ]
+    np.testing.assert_allclose(scores.numpy(), probabilities, rtol=1e-4, atol=1e-6)
+
+    metadata = read_metadata(path)
+    assert metadata["class_names"] == [str(d) for d in range(10)]
+    assert metadata["task"] == "multiclass" and metadata["head"] in ("softmax", "logits")
+    assert metadata["version"] == 1 and "accuracy" in metadata["metrics"]
+    assert metadata["config"]["model"] == "mnist_cnn"
+
+
+def test_versions_increment_and_are_immutable(mnist_run, tmp_path):
+    repo = tmp_path / "repo"
+    assert export_run(mnist_run.path, name="m", repo=repo).name == "1"
+    assert export_run(mnist_run.path, name="m", repo=repo).name == "2"
+    assert export_run(mnist_run.path, name="m", repo=repo, version=7).name == "7"
+    with pytest.raises(ExportError, match="already exists; versions are immutable"):
+        export_run(mnist_run.path, name="m", repo=repo, version=2)
+    assert sorted(p.name for p in (repo / "m").iterdir()) == ["1", "2", "7"], "no temporary left"
+
+
+def test_failed_export_leaves_no_version(mnist_run, tmp_path, monkeypatch):
+    from training import export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export, "build_archive", broken)
+    with pytest.raises(RuntimeError):
+        export_run(mnist_run.path, name="m", repo=tmp_path / "repo")
+    assert list((tmp_path / "repo" / "m").iterdir()) == []
+
+
+def test_multilabel_export_classes_are_indicators(tmp_path):
+    config = build_config({"model": "mlp", "dataset": "mnist_multilabel", "head": "sigmoid_logits",
+                           "epochs": 1, "train_limit": 64, "test_limit": 16, "batch_size": 32,
+                           "runs_root": str(tmp_path / "runs"), "histogram_freq": 0})  # fmt: skip
+    run = train(config, verbose=0)
+    path = export_run(run.path, name="digits", repo=tmp_path / "repo")
+    serving = tf.saved_model.load(str(path)).signatures["serving_default"]
+    images, _ = datasets.load_arrays("mnist_multilabel", "test", limit=4)
+    result = serving(images=tf.constant(images))
+    probabilities = result["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities, tf.sigmoid(result["logits"]).numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(
+        result["classes"].numpy(), (probabilities >= 0.5).astype(np.int64)
+    )
+    assert json.loads((path / "assets.extra" / "zoo.json").read_text())["task"] == "multilabel"
+
+
+def test_export_cli_errors_exit_2(tmp_path, capsys, mnist_run):
+    assert (
+        cli.main(["export", str(mnist_run.path), "--name", "bad name!", "--repo", str(tmp_path)])
+        == 2
+    )
+    assert "Invalid model name 'bad name!'" in capsys.readouterr().err
+    unfinished = mnist_run.path.parent / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text((mnist_run.config_path).read_text())
+    (unfinished / "run.json").write_text("{}")
+    assert cli.main(["export", str(unfinished), "--name", "m", "--repo", str(tmp_path)]) == 2
+    assert "did not finish" in capsys.readouterr().err
