@@ -148,7 +148,7 @@ def export_run(run_path: str | os.PathLike, *, name: str, repo: str | os.PathLik
     config = build_config(load_yaml(run.config_path))
     info = datasets.get_info(config.dataset)
     head = models.get_head(config.head)
-    model = keras.saving.load_model(run.model_path)
+    model = keras.saving.load_model(run.model_path, compile=False)
     metrics = json.loads(run.metrics_path.read_text()) if run.metrics_path.exists() else {}
     test_metrics = {k: v for k, v in metrics.get("test", {}).items() if isinstance(v, float)}
 

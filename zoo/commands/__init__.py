@@ -1,5 +1,5 @@
 """The ``zoo`` subcommands, in the order ``zoo --help`` lists them."""
 
-from zoo.commands import datasets, export, models, train
+from zoo.commands import datasets, export, models, predict, serve, train
 
-COMMANDS = [datasets, models, train, export]
+COMMANDS = [datasets, models, train, export, serve, predict]

@@ -1,0 +1,141 @@
+"""Dynamic batching: concurrent requests for one signature merged into one model call.
+
+Requests queue on the event loop; one worker takes as many queued requests as fit in
+``max_batch_size`` examples (waiting up to ``max_wait_us`` for more once the model is free),
+concatenates them along the batch axis, runs the model in a thread, and splits the outputs back.
+Requests whose non-batch shapes differ from the head of the queue wait for the next call.
+"""
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from serving.errors import Unavailable
+from serving.settings import BatchingOptions
+
+RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+@dataclass
+class _Pending:
+    inputs: dict[str, np.ndarray]
+    size: int
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.perf_counter)
+
+    @property
+    def key(self):
+        return tuple((name, a.shape[1:], a.dtype.str) for name, a in sorted(self.inputs.items()))
+
+
+class DynamicBatcher:
+    """Merges concurrent ``submit`` calls into batched calls of ``run``.
+
+    Args:
+        run: the model call (blocking); it runs in ``executor``.
+        options: batch size, wait and queue limits.
+        executor: the thread pool model calls run in.
+        observe: ``observe(batch_size, queue_seconds_of_each_request)`` after every call.
+    """
+
+    def __init__(self, run: RunFn, options: BatchingOptions, executor: Executor, observe=None):
+        self.run, self.options, self.executor = run, options, executor
+        self.observe = observe or (lambda size, waits: None)
+        self.queue: deque[_Pending] = deque()
+        self.wakeup = asyncio.Event()
+        self.worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def submit(self, inputs: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+        if len(self.queue) >= self.options.max_queue:
+            raise Unavailable(
+                f"The batching queue is full ({self.options.max_queue} requests waiting); retry."
+            )
+        pending = _Pending(inputs, size, asyncio.get_running_loop().create_future())
+        self.queue.append(pending)
+        self.wakeup.set()
+        return await pending.future
+
+    def _take_batch(self) -> list[_Pending]:
+        batch = [self.queue.popleft()]
+        total, key = batch[0].size, batch[0].key
+        while self.queue and total + self.queue[0].size <= self.options.max_batch_size:
+            if self.queue[0].key != key:
+                break
+            pending = self.queue.popleft()
+            batch.append(pending)
+            total += pending.size
+        return batch
+
+    def _batch_is_full(self) -> bool:
+        return sum(p.size for p in self.queue) >= self.options.max_batch_size
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.queue:
+                self.wakeup.clear()
+                await self.wakeup.wait()
+                continue
+            if self.options.max_wait_us and not self._batch_is_full():
+                deadline = self.queue[0].enqueued + self.options.max_wait_us / 1e6
+                while (
+                    not self._batch_is_full() and (remaining := deadline - time.perf_counter()) > 0
+                ):
+                    self.wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self.wakeup.wait(), remaining)
+                    except TimeoutError:
+                        break
+            batch = [p for p in self._take_batch() if not p.future.cancelled()]
+            if not batch:
+                continue
+            started = time.perf_counter()
+            try:
+                merged = (
+                    batch[0].inputs
+                    if len(batch) == 1
+                    else {
+                        name: np.concatenate([p.inputs[name] for p in batch])
+                        for name in batch[0].inputs
+                    }
+                )
+                outputs = await loop.run_in_executor(self.executor, self.run, merged)
+            except Exception as error:
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
+                continue
+            self.observe(sum(p.size for p in batch), [started - p.enqueued for p in batch])
+            offset = 0
+            for pending in batch:
+                part = {k: v[offset : offset + pending.size] for k, v in outputs.items()}
+                offset += pending.size
+                if not pending.future.done():
+                    pending.future.set_result(part)
+
+    async def close(self) -> None:
+        """Finishes the requests already queued, then stops the worker."""
+        while self.queue:
+            await asyncio.sleep(0.005)
+        self.worker.cancel()
+
+
+class DirectRunner:
+    """The same interface without batching: every request is its own model call."""
+
+    def __init__(self, run: RunFn, executor: Executor, observe=None):
+        self.run, self.executor = run, executor
+        self.observe = observe or (lambda size, waits: None)
+
+    async def submit(self, inputs: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+        outputs = await asyncio.get_running_loop().run_in_executor(self.executor, self.run, inputs)
+        self.observe(size, [0.0])
+        return outputs
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,114 @@
+"""The data plane: repository lookup, validation, batching and metrics, shared by both protocols.
+
+Servicers translate their protocol's messages to ``infer(...)`` calls on numpy arrays and back.
+"""
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from serving.batching import DirectRunner, DynamicBatcher
+from serving.errors import NotFound
+from serving.metrics import ServerMetrics
+from serving.repository import ModelRepository, read_model_config
+from serving.runtime import LoadedVersion, Signature
+from serving.settings import ServerSettings
+from serving.validation import validate_inputs
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+class DataPlane:
+    """Runs requests against the repository's loaded versions.
+
+    Args:
+        settings: the server settings.
+        metrics: where request, batch and version metrics go.
+        on_model_change: ``on_model_change(name, serving)`` (the health service listens).
+    """
+
+    def __init__(self, settings: ServerSettings, metrics: ServerMetrics, on_model_change=None):
+        self.settings = settings
+        self.metrics = metrics
+        # Model calls run on two threads: TensorFlow already spreads one call over the cores,
+        # and a second thread overlaps one call's Python overhead with the other's compute.
+        self.model_threads = ThreadPoolExecutor(2, thread_name_prefix="zoo-model")
+        self.load_threads = ThreadPoolExecutor(1, thread_name_prefix="zoo-load")
+        configs = (
+            read_model_config(settings.model_config, settings.batching)
+            if settings.model_config
+            else None
+        )
+        self.repository = ModelRepository(
+            settings.model_repo, configs, settings.batching, self.load_threads,
+            on_change=on_model_change, on_unload=self._version_unloaded,
+        )  # fmt: skip
+        self.runners: dict[tuple[int, str], DynamicBatcher | DirectRunner] = {}
+        self.closing: set = set()
+        self.poll_lock = asyncio.Lock()
+
+    def _version_unloaded(self, version: LoadedVersion) -> None:
+        for key in [k for k in self.runners if k[0] == id(version)]:
+            runner = self.runners.pop(key)
+            # Finish what is queued, then stop; the set keeps the task alive until done.
+            task = asyncio.get_running_loop().create_task(runner.close())
+            self.closing.add(task)
+            task.add_done_callback(self.closing.discard)
+
+    def _refresh_version_gauge(self) -> None:
+        for name in self.repository.model_names():
+            self.metrics.versions.labels(name).set(len(self.repository.loaded.get(name, {})))
+
+    async def poll(self) -> None:
+        """Brings the loaded versions in step with the disk (one poll at a time)."""
+        async with self.poll_lock:
+            await self.repository.poll()
+            self._refresh_version_gauge()
+
+    def signature(self, servable: LoadedVersion, name: str) -> Signature:
+        name = name or DEFAULT_SIGNATURE
+        if name not in servable.signatures:
+            raise NotFound(
+                f"Model {servable.name!r} version {servable.version} has no signature {name!r}. "
+                f"Signatures: {', '.join(sorted(servable.signatures))}."
+            )
+        return servable.signatures[name]
+
+    def _runner(self, servable: LoadedVersion, signature: Signature):
+        key = (id(servable), signature.name)
+        runner = self.runners.get(key)
+        if runner is None:
+            config = self.repository.configs[servable.name]
+
+            def observe(size, waits, model=servable.name):
+                self.metrics.record_batch(model, size, waits)
+
+            if config.batching.enabled:
+                runner = DynamicBatcher(signature, config.batching, self.model_threads, observe)
+            else:
+                runner = DirectRunner(signature, self.model_threads, observe)
+            self.runners[key] = runner
+        return runner
+
+    async def infer(
+        self,
+        name: str,
+        inputs: dict[str, np.ndarray],
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        signature_name: str = DEFAULT_SIGNATURE,
+    ) -> tuple[LoadedVersion, Signature, dict[str, np.ndarray]]:
+        """Validates ``inputs`` against the signature, runs them (batched), returns the outputs."""
+        servable = self.repository.get(name, version, label)
+        signature = self.signature(servable, signature_name)
+        size = validate_inputs(signature, inputs, self.settings.max_request_batch)
+        outputs = await self._runner(servable, signature).submit(inputs, size)
+        return servable, signature, outputs
+
+    async def close(self) -> None:
+        for runner in list(self.runners.values()):
+            await runner.close()
+        self.model_threads.shutdown(wait=True)
+        self.load_threads.shutdown(wait=False, cancel_futures=True)

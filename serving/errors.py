@@ -1,0 +1,75 @@
+"""Domain errors that carry their gRPC status, and the one decorator that maps them.
+
+Servicers never catch exceptions themselves: they raise these and ``@grpc_errors`` aborts the call
+with the error's status and message. Anything else becomes INTERNAL, logged with its traceback.
+"""
+
+import functools
+import logging
+import time
+
+import grpc
+
+log = logging.getLogger("zoo.serving")
+
+
+class ServingError(Exception):
+    """A request the server refuses; ``code`` is the gRPC status the client receives."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class NotFound(ServingError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class InvalidArgument(ServingError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class Unavailable(ServingError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class FailedPrecondition(ServingError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+def model_name_of(request) -> str:
+    """The model a request names, whichever protocol it speaks ("" when it names none)."""
+    for path in (("model_spec", "name"), ("model_name",), ("name",)):
+        value = request
+        for attribute in path:
+            value = getattr(value, attribute, None)
+        if isinstance(value, str):
+            return value
+    return ""
+
+
+def grpc_errors(method):
+    """Wraps an async servicer method: ServingError -> its status; other exceptions -> INTERNAL.
+
+    Every call's outcome and latency go to the servicer's ``metrics.record_request``; every
+    failed call is logged in one line.
+    """
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        start = time.perf_counter()
+        code, message = grpc.StatusCode.OK, ""
+        try:
+            return await method(self, request, context)
+        except ServingError as error:
+            code, message = error.code, str(error)
+        except Exception as error:
+            log.exception("%s raised an internal error", method.__name__)
+            code, message = grpc.StatusCode.INTERNAL, f"internal error: {error}"
+        finally:
+            model = model_name_of(request)
+            self.metrics.record_request(
+                model, method.__name__, code.name, time.perf_counter() - start
+            )
+        log.warning("%s model=%r failed: %s: %s", method.__name__, model, code.name, message)
+        await context.abort(code, message)
+
+    return wrapper

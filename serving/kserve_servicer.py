@@ -1,0 +1,103 @@
+"""The Open Inference Protocol (KServe v2) gRPC API, as ``tritonclient.grpc`` speaks it.
+
+The service definition and messages come from tritonclient's generated stubs (docs/serving.md
+says why). RPCs beyond the protocol's core (repository control, shared memory...) answer
+UNIMPLEMENTED, as the generated base class does.
+"""
+
+import numpy as np
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from serving.converters import NUMPY_TO_V2, infer_tensor_to_numpy, numpy_to_raw
+from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
+from serving.errors import InvalidArgument, NotFound, grpc_errors
+from serving.metrics import ServerMetrics
+from zoo import __version__
+
+PLATFORM = "tensorflow_savedmodel"
+
+
+def _version(text: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit():
+        raise InvalidArgument(f"model_version must be an integer string. Received: {text!r}")
+    return int(text)
+
+
+def _tensor_metadata(spec) -> service_pb2.ModelMetadataResponse.TensorMetadata:
+    return service_pb2.ModelMetadataResponse.TensorMetadata(
+        name=spec.name, datatype=NUMPY_TO_V2[spec.dtype], shape=list(spec.shape)
+    )
+
+
+class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics):
+        self.dataplane, self.metrics = dataplane, metrics
+
+    async def ServerLive(self, request, context):
+        return service_pb2.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context):
+        return service_pb2.ServerReadyResponse(ready=self.dataplane.repository.ready())
+
+    async def ServerMetadata(self, request, context):
+        return service_pb2.ServerMetadataResponse(name="zoo", version=__version__, extensions=[])
+
+    @grpc_errors
+    async def ModelReady(self, request, context):
+        try:
+            self.dataplane.repository.get(request.name, _version(request.version))
+        except NotFound:
+            return service_pb2.ModelReadyResponse(ready=False)
+        return service_pb2.ModelReadyResponse(ready=True)
+
+    @grpc_errors
+    async def ModelMetadata(self, request, context):
+        repository = self.dataplane.repository
+        servable = repository.get(request.name, _version(request.version))
+        signature = self.dataplane.signature(servable, DEFAULT_SIGNATURE)
+        return service_pb2.ModelMetadataResponse(
+            name=servable.name,
+            versions=[str(v) for v in sorted(repository.loaded.get(servable.name, {}))],
+            platform=PLATFORM,
+            inputs=[_tensor_metadata(s) for s in signature.inputs.values()],
+            outputs=[_tensor_metadata(s) for s in signature.outputs.values()],
+        )
+
+    @grpc_errors
+    async def ModelInfer(self, request, context):
+        raw = list(request.raw_input_contents)
+        if raw and len(raw) != len(request.inputs):
+            raise InvalidArgument(
+                f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; "
+                "send one per input, in order, or none."
+            )
+        inputs = {}
+        for index, tensor in enumerate(request.inputs):
+            if tensor.name in inputs:
+                raise InvalidArgument(f"Input {tensor.name!r} appears twice.")
+            inputs[tensor.name] = infer_tensor_to_numpy(tensor, raw[index] if raw else None)
+        signature_name = DEFAULT_SIGNATURE
+        if "signature_name" in request.parameters:
+            signature_name = request.parameters["signature_name"].string_param
+        servable, _, outputs = await self.dataplane.infer(
+            request.model_name, inputs, version=_version(request.model_version),
+            signature_name=signature_name,
+        )  # fmt: skip
+        names = [o.name for o in request.outputs] or list(outputs)
+        unknown = sorted(set(names) - set(outputs))
+        if unknown:
+            raise InvalidArgument(
+                f"Requested unknown output(s) {unknown}; outputs: {sorted(outputs)}."
+            )
+        response = service_pb2.ModelInferResponse(
+            model_name=servable.name, model_version=str(servable.version), id=request.id
+        )
+        for name in names:
+            array = np.asarray(outputs[name])
+            response.outputs.add(
+                name=name, datatype=NUMPY_TO_V2[array.dtype], shape=list(array.shape)
+            )
+            response.raw_output_contents.append(numpy_to_raw(array))
+        return response

@@ -1,0 +1,48 @@
+"""Prometheus metrics of the server, in a registry of its own (several servers may share a
+process in tests), exposed over HTTP on the metrics port."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class ServerMetrics:
+    """Requests by model, method and status; latency; batch sizes; queue time; loaded versions."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "zoo_requests", "Requests by model, RPC method and gRPC status code.",
+            ["model", "method", "code"], registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "zoo_request_latency_seconds", "Time from request to response, by model and method.",
+            ["model", "method"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.batch_size = Histogram(
+            "zoo_batch_size", "Examples per model call, by model.",
+            ["model"], buckets=BATCH_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.queue_seconds = Histogram(
+            "zoo_queue_seconds", "Time a request waited for its model call, by model.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.versions = Gauge(
+            "zoo_model_versions_loaded", "Versions loaded and serving, by model.",
+            ["model"], registry=self.registry,
+        )  # fmt: skip
+
+    def record_request(self, model: str, method: str, code: str, seconds: float) -> None:
+        self.requests.labels(model, method, code).inc()
+        self.latency.labels(model, method).observe(seconds)
+
+    def record_batch(self, model: str, size: int, waits: list[float]) -> None:
+        self.batch_size.labels(model).observe(size)
+        for wait in waits:
+            self.queue_seconds.labels(model).observe(wait)
+
+    def serve_http(self, host: str, port: int):
+        """Starts the /metrics HTTP server; returns ``(server, bound_port)``."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return server, server.server_port

@@ -1,0 +1,271 @@
+"""The model repository: which versions exist on disk, which should serve, loading and unloading.
+
+Layout (TensorFlow Serving's): ``BASE_PATH/VERSION/saved_model.pb`` with integer versions. The
+repository is polled; a new version is loaded and warmed up in a worker thread and only then
+takes traffic; a version that fails to load is reported (status and log) and never replaces a
+working one; a removed version stops taking new requests at once and is dropped once the
+requests it is serving have finished.
+"""
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from serving.errors import NotFound
+from serving.runtime import LoadedVersion
+from serving.settings import BatchingOptions
+from zoo.errors import ZooError
+
+log = logging.getLogger("zoo.serving")
+
+# ModelVersionStatus.State values of TensorFlow Serving.
+START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
+
+
+class ModelConfigError(ZooError):
+    """The model config file is invalid."""
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    """Which on-disk versions serve: ``latest`` N, ``all``, or ``specific`` versions."""
+
+    kind: str = "latest"
+    count: int = 1
+    versions: tuple[int, ...] = ()
+
+    def select(self, available: list[int]) -> set[int]:
+        if self.kind == "all":
+            return set(available)
+        if self.kind == "specific":
+            return set(available) & set(self.versions)
+        return set(sorted(available)[-self.count :])
+
+    @classmethod
+    def parse(cls, spec, model: str) -> "VersionPolicy":
+        if spec in (None, {}):
+            return cls()
+        if isinstance(spec, dict) and len(spec) == 1:
+            ((kind, value),) = spec.items()
+            if kind == "latest" and isinstance(value, int) and value >= 1:
+                return cls("latest", value)
+            if kind == "all":
+                return cls("all")
+            if (
+                kind == "specific"
+                and isinstance(value, list)
+                and all(isinstance(v, int) for v in value)
+            ):
+                return cls("specific", versions=tuple(value))
+        raise ModelConfigError(
+            f"Model {model!r}: invalid version_policy {spec!r}; expected {{latest: N}}, "
+            "{all: {}} or {specific: [1, 2]}."
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    base_path: Path
+    policy: VersionPolicy = field(default_factory=VersionPolicy)
+    labels: dict[str, int] = field(default_factory=dict)
+    batching: BatchingOptions = field(default_factory=BatchingOptions)
+
+
+@dataclass
+class VersionStatus:
+    state: str
+    error: str = ""
+    stamp: float = 0.0  # mtime of the version folder when it failed; a change retries the load
+
+
+def read_model_config(path: str, defaults: BatchingOptions) -> list[ModelConfig]:
+    """Models from a YAML file: ``models: {NAME: {base_path, version_policy, version_labels,
+    batching}}``; relative base paths are relative to the file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ModelConfigError(f"Cannot read model config {path!r}: {error}") from None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict) or not models:
+        raise ModelConfigError(f"Model config {path!r} needs a non-empty 'models:' mapping.")
+    configs = []
+    for name, spec in models.items():
+        spec = spec or {}
+        unknown = set(spec) - {"base_path", "version_policy", "version_labels", "batching"}
+        if unknown:
+            raise ModelConfigError(
+                f"Model {name!r}: unknown key(s) {sorted(unknown)}; valid keys: base_path, "
+                "version_policy, version_labels, batching."
+            )
+        base = Path(spec.get("base_path", name))
+        try:
+            batching = BatchingOptions(**{**defaults.__dict__, **spec.get("batching", {})})
+        except TypeError as error:
+            raise ModelConfigError(f"Model {name!r}: invalid batching options: {error}") from None
+        configs.append(ModelConfig(
+            name=str(name),
+            base_path=base if base.is_absolute() else Path(path).parent / base,
+            policy=VersionPolicy.parse(spec.get("version_policy"), name),
+            labels={str(k): int(v) for k, v in (spec.get("version_labels") or {}).items()},
+            batching=batching,
+        ))  # fmt: skip
+    return configs
+
+
+def versions_on_disk(base_path: Path) -> dict[int, float]:
+    """``{version: folder mtime}`` of the complete versions (a folder holding saved_model.pb)."""
+    found = {}
+    if base_path.is_dir():
+        for entry in base_path.iterdir():
+            if entry.name.isdigit() and (entry / "saved_model.pb").is_file():
+                found[int(entry.name)] = entry.stat().st_mtime
+    return found
+
+
+class ModelRepository:
+    """Loaded versions by model, kept in step with the disk by :meth:`poll`.
+
+    Args:
+        root: the repository folder (every subfolder is a model) when ``configs`` is None.
+        configs: an explicit list of models (from a model config file).
+        defaults: batching options of models without their own.
+        executor: thread pool for loading (so requests keep flowing meanwhile).
+        on_change: ``on_change(name, serving: bool)`` after a model gains or loses its last version.
+        on_unload: ``on_unload(version)`` after a version stops taking new requests.
+    """
+
+    def __init__(
+        self, root, configs, defaults: BatchingOptions, executor: Executor,
+        on_change=None, on_unload=None,
+    ):  # fmt: skip
+        self.root = Path(root) if root else None
+        self.fixed_configs = {c.name: c for c in configs} if configs else None
+        self.defaults = defaults
+        self.executor = executor
+        self.on_change = on_change or (lambda name, serving: None)
+        self.configs: dict[str, ModelConfig] = dict(self.fixed_configs or {})
+        self.loaded: dict[str, dict[int, LoadedVersion]] = {}
+        self.status: dict[str, dict[int, VersionStatus]] = {}
+        self.on_unload = on_unload or (lambda version: None)
+
+    def _discover(self) -> None:
+        if self.fixed_configs is not None or self.root is None or not self.root.is_dir():
+            return
+        for entry in sorted(self.root.iterdir()):
+            if entry.is_dir() and not entry.name.startswith(".") and entry.name not in self.configs:
+                self.configs[entry.name] = ModelConfig(entry.name, entry, batching=self.defaults)
+
+    async def poll(self) -> None:
+        """One pass: load wanted new versions, then unload versions no longer wanted."""
+        self._discover()
+        for config in list(self.configs.values()):
+            await self._sync_model(config)
+
+    async def _sync_model(self, config: ModelConfig) -> None:
+        on_disk = versions_on_disk(config.base_path)
+        statuses = self.status.setdefault(config.name, {})
+        loaded = self.loaded.setdefault(config.name, {})
+        # A failed version counts as absent until its folder changes, so it never displaces a
+        # working version and is not retried on every poll.
+        loadable = [
+            v for v, stamp in on_disk.items()
+            if not (statuses.get(v) and statuses[v].error and statuses[v].stamp == stamp)
+        ]  # fmt: skip
+        wanted = config.policy.select(loadable)
+        for version in sorted(wanted - set(loaded)):
+            await self._load(config, version, on_disk[version])
+        for version in sorted(set(loaded) - wanted):
+            self._unload(config.name, version)
+        for version in list(statuses):
+            if version not in on_disk and version not in loaded and statuses[version].error:
+                del statuses[version]
+
+    async def _load(self, config: ModelConfig, version: int, stamp: float) -> None:
+        statuses = self.status[config.name]
+        statuses[version] = VersionStatus(LOADING)
+        path = config.base_path / str(version)
+        log.info("Loading model %s version %d from %s", config.name, version, path)
+
+        def load_and_warm_up() -> LoadedVersion:
+            loaded = LoadedVersion(config.name, version, path)
+            loaded.warm_up()
+            return loaded
+
+        try:
+            servable = await asyncio.get_running_loop().run_in_executor(
+                self.executor, load_and_warm_up
+            )
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+            statuses[version] = VersionStatus(END, message, stamp)
+            log.error("Failed to load model %s version %d: %s", config.name, version, message)
+            return
+        was_serving = bool(self.loaded[config.name])
+        self.loaded[config.name] = {**self.loaded[config.name], version: servable}
+        statuses[version] = VersionStatus(AVAILABLE)
+        log.info("Loaded model %s version %d; now serving versions %s", config.name, version,
+                 sorted(self.loaded[config.name]))  # fmt: skip
+        if not was_serving:
+            self.on_change(config.name, True)
+
+    def _unload(self, name: str, version: int) -> None:
+        self.status[name][version] = VersionStatus(UNLOADING)
+        remaining = {v: s for v, s in self.loaded[name].items() if v != version}
+        servable = self.loaded[name][version]
+        self.loaded[name] = remaining  # new requests no longer see it
+        self.on_unload(servable)
+        self.status[name][version] = VersionStatus(END)
+        log.info("Unloaded model %s version %d; now serving versions %s", name, version,
+                 sorted(remaining))  # fmt: skip
+        if not remaining:
+            self.on_change(name, False)
+
+    def model_names(self) -> list[str]:
+        return sorted(self.configs)
+
+    def get(self, name: str, version: int | None = None, label: str | None = None) -> LoadedVersion:
+        """The version to serve a request; NotFound naming what exists."""
+        if name not in self.configs:
+            raise NotFound(
+                f"Model {name!r} not found. Serving: {', '.join(self.model_names()) or 'none'}."
+            )
+        versions = self.loaded.get(name, {})
+        if label:
+            labels = self.configs[name].labels
+            if label not in labels:
+                raise NotFound(
+                    f"Model {name!r} has no version label {label!r}. "
+                    f"Labels: {', '.join(sorted(labels)) or 'none'}."
+                )
+            version = labels[label]
+        if version is None:
+            if not versions:
+                raise NotFound(f"Model {name!r} has no version available yet.")
+            return versions[max(versions)]
+        if version not in versions:
+            raise NotFound(
+                f"Model {name!r} version {version} not found. "
+                f"Available versions: {sorted(versions) or 'none'}."
+            )
+        return versions[version]
+
+    def statuses(self, name: str, version: int | None = None) -> dict[int, VersionStatus]:
+        if name not in self.configs:
+            raise NotFound(
+                f"Model {name!r} not found. Serving: {', '.join(self.model_names()) or 'none'}."
+            )
+        statuses = self.status.get(name, {})
+        if version is not None:
+            if version not in statuses:
+                raise NotFound(f"Model {name!r} version {version} not found.")
+            return {version: statuses[version]}
+        return dict(statuses)
+
+    def ready(self) -> bool:
+        """True once every configured model serves at least one version."""
+        return all(self.loaded.get(name) for name in self.configs)

@@ -1,0 +1,76 @@
+"""One loaded model version: its SavedModel's signatures, how to call them, and warm-up."""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from training.export import read_metadata
+
+log = logging.getLogger("zoo.serving")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A signature's input or output: name, numpy dtype and shape (-1 for unknown dimensions)."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+    @classmethod
+    def from_tf(cls, name: str, spec) -> "TensorSpec":
+        dims = tuple(-1 if d is None else int(d) for d in spec.shape.as_list())
+        return cls(name, np.dtype(spec.dtype.as_numpy_dtype), dims)
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+    function: object
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.function(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
+        return {k: v.numpy() for k, v in outputs.items()}
+
+
+class LoadedVersion:
+    """A SavedModel version in memory. Requests in flight keep it alive after it is unloaded."""
+
+    def __init__(self, name: str, version: int, path: Path):
+        self.name, self.version, self.path = name, version, Path(path)
+        self._saved_model = tf.saved_model.load(str(path))
+        self.signatures: dict[str, Signature] = {}
+        for signature_name, function in self._saved_model.signatures.items():
+            _, input_specs = function.structured_input_signature
+            self.signatures[signature_name] = Signature(
+                signature_name,
+                {k: TensorSpec.from_tf(k, v) for k, v in input_specs.items()},
+                {k: TensorSpec.from_tf(k, v) for k, v in function.structured_outputs.items()},
+                function,
+            )
+        self.metadata = read_metadata(path)
+        self.signature_defs = self._read_signature_defs()
+
+    def _read_signature_defs(self):
+        proto = saved_model_pb2.SavedModel()
+        proto.ParseFromString((self.path / "saved_model.pb").read_bytes())
+        return proto.meta_graphs[0].signature_def
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.metadata.get("class_names", [])
+
+    def warm_up(self) -> None:
+        """Runs every signature once on a batch of zeros, so the first request pays no tracing."""
+        for signature in self.signatures.values():
+            dummy = {}
+            for name, spec in signature.inputs.items():
+                shape = [1 if d == -1 else d for d in spec.shape]
+                dummy[name] = np.zeros(shape, spec.dtype)
+            signature(dummy)

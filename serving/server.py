@@ -1,0 +1,225 @@
+"""The gRPC server: both protocols, health, reflection, TLS, token auth, metrics, hot reload.
+
+``serve(settings)`` runs until SIGTERM/SIGINT: it then reports NOT_SERVING, stops accepting,
+lets in-flight requests finish (up to ``grace_seconds``) and returns. ``start_in_thread`` runs the
+same server on a background thread, for tests and benchmarks.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+from tritonclient.grpc import service_pb2_grpc
+
+from serving.dataplane import DataPlane
+from serving.kserve_servicer import InferenceServicer
+from serving.metrics import ServerMetrics
+from serving.settings import ServerSettings
+from serving.tfserving_servicer import ModelServicer, PredictionServicer
+
+log = logging.getLogger("zoo.serving")
+OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Requires ``authorization: Bearer TOKEN`` on every RPC except health and reflection."""
+
+    def __init__(self, token: str):
+        self.expected = f"Bearer {token}"
+
+    async def intercept_service(self, continuation, handler_call_details):
+        if handler_call_details.method.startswith(OPEN_METHODS):
+            return await continuation(handler_call_details)
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        if metadata.get("authorization") == self.expected:
+            return await continuation(handler_call_details)
+        reason = "missing" if "authorization" not in metadata else "invalid"
+
+        async def deny(request, context):
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"{reason} bearer token: send metadata 'authorization: Bearer <token>'",
+            )
+
+        return grpc.unary_unary_rpc_method_handler(deny)
+
+
+def _credentials(settings: ServerSettings):
+    if not (settings.tls_cert or settings.tls_key):
+        return None
+    key, cert = Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes()
+    client_ca = Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+@dataclass
+class Running:
+    """A started server: its ports, and an event that stops it."""
+
+    port: int
+    metrics_port: int
+    stop: asyncio.Event
+    dataplane: DataPlane
+
+
+async def _poll_forever(dataplane: DataPlane, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await dataplane.poll()
+        except Exception:
+            log.exception("Polling the model repository failed")
+
+
+async def serve(settings: ServerSettings, on_started=None, stop: asyncio.Event | None = None):
+    """Runs the server until ``stop`` is set (or SIGTERM/SIGINT in the main thread)."""
+    metrics = ServerMetrics()
+    health_servicer = health.aio.HealthServicer()
+
+    async def set_health(name: str, serving: bool):
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await health_servicer.set(name, status)
+
+    def model_changed(name: str, serving: bool):
+        asyncio.get_running_loop().create_task(set_health(name, serving))
+
+    dataplane = DataPlane(settings, metrics, on_model_change=model_changed)
+    await dataplane.poll()  # first load, before the port opens
+
+    interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServicer(dataplane, metrics), server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        ModelServicer(dataplane, metrics), server
+    )
+    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        InferenceServicer(dataplane, metrics), server
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [
+            "tensorflow.serving.PredictionService",
+            "tensorflow.serving.ModelService",
+            "inference.GRPCInferenceService",
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    address = f"{settings.host}:{settings.port}"
+    credentials = _credentials(settings)
+    port = (
+        server.add_secure_port(address, credentials)
+        if credentials
+        else server.add_insecure_port(address)
+    )
+    metrics_server, metrics_port = (None, -1)
+    if settings.metrics_port >= 0:
+        metrics_server, metrics_port = metrics.serve_http(settings.host, settings.metrics_port)
+
+    await server.start()
+    await set_health("", dataplane.repository.ready())
+    poller = asyncio.get_running_loop().create_task(_poll_forever(dataplane, settings.poll_seconds))
+    stop = stop or asyncio.Event()
+    with contextlib.suppress(ValueError, RuntimeError):  # only possible in the main thread
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    log.info("Serving %s on %s (%s), metrics on port %s", dataplane.repository.model_names(),
+             address.replace(str(settings.port), str(port)), "TLS" if credentials else "plaintext",
+             metrics_port)  # fmt: skip
+    if on_started:
+        on_started(Running(port, metrics_port, stop, dataplane))
+    await stop.wait()
+
+    log.info("Shutting down: finishing in-flight requests (up to %.0f s)", settings.grace_seconds)
+    await health_servicer.enter_graceful_shutdown()
+    poller.cancel()
+    await server.stop(settings.grace_seconds)
+    await dataplane.close()
+    if metrics_server:
+        metrics_server.shutdown()
+    log.info("Server stopped")
+
+
+class ServerThread:
+    """``serve`` on a background thread with its own event loop (tests, benchmarks).
+
+    Example:
+        >>> with ServerThread(ServerSettings(model_repo="model_repo", port=0)) as server:
+        ...     channel = grpc.insecure_channel(f"localhost:{server.port}")
+    """
+
+    def __init__(self, settings: ServerSettings):
+        self.settings = settings
+        self.started = threading.Event()
+        self.running: Running | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="zoo-server", daemon=True)
+
+    def _run(self):
+        def on_started(running):
+            self.running = running
+            self.loop = asyncio.get_running_loop()
+            self.started.set()
+
+        try:
+            asyncio.run(serve(self.settings, on_started))
+        except BaseException as error:
+            self.error = error
+            self.started.set()
+
+    def start(self, timeout: float = 120) -> "ServerThread":
+        self.thread.start()
+        if not self.started.wait(timeout) or self.error:
+            raise RuntimeError(f"server did not start: {self.error!r}")
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.running.port
+
+    @property
+    def metrics_port(self) -> int:
+        return self.running.metrics_port
+
+    @property
+    def dataplane(self) -> DataPlane:
+        return self.running.dataplane
+
+    def poll(self) -> None:
+        """Scans the repository now (instead of waiting for the next poll)."""
+        asyncio.run_coroutine_threadsafe(self.dataplane.poll(), self.loop).result(timeout=120)
+
+    def stop(self) -> None:
+        if self.running:
+            self.loop.call_soon_threadsafe(self.running.stop.set)
+        self.thread.join(timeout=60)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

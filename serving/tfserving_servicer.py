@@ -1,0 +1,176 @@
+"""TensorFlow Serving's gRPC API: PredictionService (Predict, Classify, GetModelMetadata) and
+ModelService (GetModelStatus), translated to data-plane calls.
+"""
+
+import io
+import json
+
+import numpy as np
+from google.protobuf import wrappers_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    status_pb2,
+)
+
+from serving.converters import numpy_to_tensor_proto, tensor_proto_to_numpy
+from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
+from serving.errors import InvalidArgument, grpc_errors
+from serving.metrics import ServerMetrics
+
+SIGNATURE_DEF_FIELD = "signature_def"
+ZOO_METADATA_FIELD = "zoo"  # our extension: the exported zoo.json as a StringValue
+STATE_CODES = get_model_status_pb2.ModelVersionStatus.State
+
+
+def _requested_version(model_spec) -> int | None:
+    return model_spec.version.value if model_spec.HasField("version") else None
+
+
+def _fill_model_spec(target, servable, signature_name: str) -> None:
+    target.name = servable.name
+    target.version.value = servable.version
+    target.signature_name = signature_name
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics):
+        self.dataplane, self.metrics = dataplane, metrics
+
+    @grpc_errors
+    async def Predict(self, request, context):
+        spec = request.model_spec
+        inputs = {
+            name: tensor_proto_to_numpy(proto, name) for name, proto in request.inputs.items()
+        }
+        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        servable, signature, outputs = await self.dataplane.infer(
+            spec.name, inputs, version=_requested_version(spec),
+            label=spec.version_label or None, signature_name=signature_name,
+        )  # fmt: skip
+        names = list(request.output_filter) or list(outputs)
+        unknown = sorted(set(names) - set(outputs))
+        if unknown:
+            raise InvalidArgument(
+                f"output_filter names unknown output(s) {unknown}; outputs: {sorted(outputs)}."
+            )
+        response = predict_pb2.PredictResponse()
+        _fill_model_spec(response.model_spec, servable, signature_name)
+        for name in names:
+            response.outputs[name].CopyFrom(numpy_to_tensor_proto(outputs[name]))
+        return response
+
+    @grpc_errors
+    async def Classify(self, request, context):
+        spec = request.model_spec
+        servable = self.dataplane.repository.get(spec.name, _requested_version(spec),
+                                                 spec.version_label or None)  # fmt: skip
+        signature = self.dataplane.signature(servable, DEFAULT_SIGNATURE)
+        ((input_name, input_spec),) = signature.inputs.items()
+        kind = request.input.WhichOneof("kind")
+        examples = (
+            request.input.example_list.examples if kind == "example_list"
+            else request.input.example_list_with_context.examples if kind else []
+        )  # fmt: skip
+        images = np.stack([_example_image(ex, input_name, input_spec) for ex in examples]) \
+            if len(examples) else np.zeros((0, *input_spec.shape[1:]), input_spec.dtype)  # fmt: skip
+        servable, _, outputs = await self.dataplane.infer(
+            spec.name, {input_name: images}, version=servable.version
+        )
+        names = servable.class_names or [str(i) for i in range(outputs["probabilities"].shape[1])]
+        response = classification_pb2.ClassificationResponse()
+        _fill_model_spec(response.model_spec, servable, DEFAULT_SIGNATURE)
+        for row in outputs["probabilities"]:
+            classification = response.result.classifications.add()
+            for index in np.argsort(-row, kind="stable"):
+                classification.classes.add(label=names[index], score=float(row[index]))
+        return response
+
+    @grpc_errors
+    async def GetModelMetadata(self, request, context):
+        spec = request.model_spec
+        fields = list(request.metadata_field) or [SIGNATURE_DEF_FIELD]
+        unknown = sorted(set(fields) - {SIGNATURE_DEF_FIELD, ZOO_METADATA_FIELD})
+        if unknown:
+            raise InvalidArgument(
+                f"Unknown metadata_field {unknown}; supported: {SIGNATURE_DEF_FIELD!r}, "
+                f"{ZOO_METADATA_FIELD!r}."
+            )
+        servable = self.dataplane.repository.get(spec.name, _requested_version(spec),
+                                                 spec.version_label or None)  # fmt: skip
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        _fill_model_spec(response.model_spec, servable, "")
+        if SIGNATURE_DEF_FIELD in fields:
+            signature_map = get_model_metadata_pb2.SignatureDefMap()
+            for name, signature_def in servable.signature_defs.items():
+                signature_map.signature_def[name].CopyFrom(signature_def)
+            response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
+        if ZOO_METADATA_FIELD in fields:
+            text = json.dumps(servable.metadata)
+            response.metadata[ZOO_METADATA_FIELD].Pack(wrappers_pb2.StringValue(value=text))
+        return response
+
+
+def _example_image(example, input_name: str, spec) -> np.ndarray:
+    """The image in a tf.Example's feature ``input_name``: pixel values (int64_list or
+    float_list, 0-255), raw bytes of the image, or an encoded PNG/JPEG (bytes_list)."""
+    shape = tuple(spec.shape[1:])
+    if input_name not in example.features.feature:
+        raise InvalidArgument(
+            f"Example lacks feature {input_name!r}: expected pixel values or image bytes of "
+            f"shape {list(shape)}."
+        )
+    feature = example.features.feature[input_name]
+    kind = feature.WhichOneof("kind")
+    if kind == "bytes_list":
+        data = feature.bytes_list.value[0] if feature.bytes_list.value else b""
+        if len(data) == int(np.prod(shape)):
+            return np.frombuffer(data, np.uint8).reshape(shape)
+        return _decode_image(data, shape, input_name)
+    values = np.asarray(
+        feature.float_list.value if kind == "float_list" else feature.int64_list.value
+    )
+    if values.size != int(np.prod(shape)):
+        raise InvalidArgument(
+            f"Feature {input_name!r}: {values.size} values, expected {int(np.prod(shape))} "
+            f"(shape {list(shape)})."
+        )
+    return np.clip(values, 0, 255).astype(spec.dtype).reshape(shape)
+
+
+def _decode_image(data: bytes, shape: tuple[int, ...], name: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        image = image.convert("L" if shape[-1] == 1 else "RGB").resize((shape[1], shape[0]))
+    except (UnidentifiedImageError, OSError) as error:
+        raise InvalidArgument(
+            f"Feature {name!r}: bytes are neither {int(np.prod(shape))} raw pixels nor a PNG/JPEG "
+            f"image ({error})."
+        ) from None
+    return np.asarray(image, np.uint8).reshape(shape)
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics):
+        self.dataplane, self.metrics = dataplane, metrics
+
+    @grpc_errors
+    async def GetModelStatus(self, request, context):
+        spec = request.model_spec
+        statuses = self.dataplane.repository.statuses(spec.name, _requested_version(spec))
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for version, status in sorted(statuses.items()):
+            entry = response.model_version_status.add(
+                version=version, state=STATE_CODES.Value(status.state)
+            )
+            entry.status.CopyFrom(status_pb2.StatusProto(
+                error_code=13 if status.error else 0,  # 13: INTERNAL, as TF Serving reports load errors
+                error_message=status.error,
+            ))  # fmt: skip
+        return response

@@ -1,0 +1,82 @@
+"""``zoo predict``: classify image files with a running server and print the top classes."""
+
+from zoo.commands.help import add_command
+
+EXAMPLES = """
+  zoo predict --server localhost:8500 --model mnist digit.png
+  zoo predict --model mnist --top-k 3 a.png b.png c.png
+  zoo predict --model digits --threshold 0.3 canvas.png     # multilabel: labels over a threshold
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers, "predict", "Classify images with a running server.", EXAMPLES, run
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files")
+    parser.add_argument(
+        "--server", default="localhost:8500", help="host:port (default: %(default)s)"
+    )
+    parser.add_argument("--model", required=True, help="model name in the repository")
+    parser.add_argument("--version", type=int, help="model version (default: newest)")
+    parser.add_argument("--top-k", type=int, default=5, help="classes to print (multiclass)")
+    parser.add_argument(
+        "--threshold", type=float, help="multilabel threshold (default: the model's)"
+    )
+    parser.add_argument("--token", default="", help="bearer token (or set ZOO_AUTH_TOKEN)")
+    parser.add_argument("--ca", default="", help="PEM CA to verify a TLS server")
+
+
+def load_image(path: str, shape: tuple[int, int, int]):
+    """An image file as uint8 [H, W, C], converted to the model's channels and size."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from zoo.errors import ZooError
+
+    height, width, channels = shape
+    try:
+        image = Image.open(path)
+        image = image.convert("L" if channels == 1 else "RGB").resize((width, height))
+    except (OSError, UnidentifiedImageError) as error:
+        raise ZooError(f"Cannot read image {path!r}: {error}") from None
+    return np.asarray(image, np.uint8).reshape(shape)
+
+
+def run(args) -> int:
+    import os
+    from pathlib import Path
+
+    import grpc
+    import numpy as np
+
+    from serving.client import PredictionClient
+    from zoo.errors import ZooError
+
+    root = Path(args.ca).read_bytes() if args.ca else None
+    client = PredictionClient(args.server, root_certificates=root,
+                              token=args.token or os.environ.get("ZOO_AUTH_TOKEN", ""))  # fmt: skip
+    try:
+        signatures, metadata = client.metadata(args.model)
+        dims = signatures["serving_default"].inputs["images"].tensor_shape.dim
+        shape = tuple(d.size for d in dims[1:])
+        images = np.stack([load_image(path, shape) for path in args.images])
+        outputs = client.predict(args.model, images, version=args.version)
+    except grpc.RpcError as error:
+        raise ZooError(f"{args.server}: {error.code().name}: {error.details()}") from None
+    names = metadata.get("class_names") or [
+        str(i) for i in range(outputs["probabilities"].shape[1])
+    ]
+    multilabel = metadata.get("task") == "multilabel"
+    threshold = args.threshold if args.threshold is not None else metadata.get("threshold", 0.5)
+    for path, row in zip(args.images, outputs["probabilities"], strict=True):
+        order = np.argsort(-row)
+        if multilabel:
+            chosen = [i for i in order if row[i] >= threshold]
+            text = (
+                ", ".join(f"{names[i]} ({row[i]:.3f})" for i in chosen) or f"none over {threshold}"
+            )
+        else:
+            text = ", ".join(f"{names[i]} ({row[i]:.3f})" for i in order[: args.top_k])
+        print(f"{path}: {text}")
+    return 0
