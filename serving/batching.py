@@ -48,6 +48,7 @@ class DynamicBatcher:
         self.observe = observe or (lambda size, waits: None)
         self.queue: deque[_Pending] = deque()
         self.wakeup = asyncio.Event()
+        self.closing = False
         self.worker = asyncio.get_running_loop().create_task(self._work())
 
     async def submit(self, inputs: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
@@ -78,6 +79,8 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         while True:
             if not self.queue:
+                if self.closing:
+                    return
                 self.wakeup.clear()
                 await self.wakeup.wait()
                 continue
@@ -119,10 +122,10 @@ class DynamicBatcher:
                     pending.future.set_result(part)
 
     async def close(self) -> None:
-        """Finishes the requests already queued, then stops the worker."""
-        while self.queue:
-            await asyncio.sleep(0.005)
-        self.worker.cancel()
+        """Finishes the requests already queued or running, then stops the worker."""
+        self.closing = True
+        self.wakeup.set()
+        await self.worker
 
 
 class DirectRunner:

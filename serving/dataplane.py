@@ -44,17 +44,17 @@ class DataPlane:
             settings.model_repo, configs, settings.batching, self.load_threads,
             on_change=on_model_change, on_unload=self._version_unloaded,
         )  # fmt: skip
-        self.runners: dict[tuple[int, str], DynamicBatcher | DirectRunner] = {}
-        self.closing: set = set()
+        self.closing: set[asyncio.Task] = set()
         self.poll_lock = asyncio.Lock()
 
-    def _version_unloaded(self, version: LoadedVersion) -> None:
-        for key in [k for k in self.runners if k[0] == id(version)]:
-            runner = self.runners.pop(key)
-            # Finish what is queued, then stop; the set keeps the task alive until done.
+    def _version_unloaded(self, servable: LoadedVersion) -> None:
+        """Closes the version's batchers once the requests they hold have finished."""
+        servable.unloaded = True
+        for runner in servable.runners.values():
             task = asyncio.get_running_loop().create_task(runner.close())
-            self.closing.add(task)
+            self.closing.add(task)  # the set keeps the task alive until it is done
             task.add_done_callback(self.closing.discard)
+        servable.runners = {}
 
     def _refresh_version_gauge(self) -> None:
         for name in self.repository.model_names():
@@ -76,19 +76,22 @@ class DataPlane:
         return servable.signatures[name]
 
     def _runner(self, servable: LoadedVersion, signature: Signature):
-        key = (id(servable), signature.name)
-        runner = self.runners.get(key)
-        if runner is None:
-            config = self.repository.configs[servable.name]
+        """The batcher of a version's signature, attached to the version on first use."""
+        runner = servable.runners.get(signature.name)
+        if runner is not None:
+            return runner
+        config = self.repository.configs[servable.name]
 
-            def observe(size, waits, model=servable.name):
-                self.metrics.record_batch(model, size, waits)
+        def observe(size, waits, model=servable.name):
+            self.metrics.record_batch(model, size, waits)
 
-            if config.batching.enabled:
-                runner = DynamicBatcher(signature, config.batching, self.model_threads, observe)
-            else:
-                runner = DirectRunner(signature, self.model_threads, observe)
-            self.runners[key] = runner
+        if servable.unloaded or not config.batching.enabled:
+            # A request that picked a version just before it was unloaded runs on its own.
+            runner = DirectRunner(signature, self.model_threads, observe)
+        else:
+            runner = DynamicBatcher(signature, config.batching, self.model_threads, observe)
+        if not servable.unloaded:
+            servable.runners[signature.name] = runner
         return runner
 
     async def infer(
@@ -108,7 +111,11 @@ class DataPlane:
         return servable, signature, outputs
 
     async def close(self) -> None:
-        for runner in list(self.runners.values()):
-            await runner.close()
+        for versions in self.repository.loaded.values():
+            for servable in versions.values():
+                for runner in servable.runners.values():
+                    await runner.close()
+        if self.closing:
+            await asyncio.gather(*self.closing)
         self.model_threads.shutdown(wait=True)
         self.load_threads.shutdown(wait=False, cancel_futures=True)

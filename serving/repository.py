@@ -169,20 +169,25 @@ class ModelRepository:
     async def _sync_model(self, config: ModelConfig) -> None:
         on_disk = versions_on_disk(config.base_path)
         statuses = self.status.setdefault(config.name, {})
-        loaded = self.loaded.setdefault(config.name, {})
+        self.loaded.setdefault(config.name, {})
+
         # A failed version counts as absent until its folder changes, so it never displaces a
         # working version and is not retried on every poll.
-        loadable = [
-            v for v, stamp in on_disk.items()
-            if not (statuses.get(v) and statuses[v].error and statuses[v].stamp == stamp)
-        ]  # fmt: skip
-        wanted = config.policy.select(loadable)
-        for version in sorted(wanted - set(loaded)):
-            await self._load(config, version, on_disk[version])
-        for version in sorted(set(loaded) - wanted):
+        def wanted() -> set[int]:
+            return config.policy.select([
+                v for v, stamp in on_disk.items()
+                if not (statuses.get(v) and statuses[v].error and statuses[v].stamp == stamp)
+            ])  # fmt: skip
+
+        # 1. Load what the policy wants; when a load fails the policy picks again (an older
+        #    version, say), until every wanted version is loaded.
+        while missing := sorted(wanted() - set(self.loaded[config.name])):
+            await self._load(config, missing[-1], on_disk[missing[-1]])
+        # 2. Only then unload what is no longer wanted: there is no gap in service.
+        for version in sorted(set(self.loaded[config.name]) - wanted()):
             self._unload(config.name, version)
         for version in list(statuses):
-            if version not in on_disk and version not in loaded and statuses[version].error:
+            if version not in on_disk and statuses[version].error:
                 del statuses[version]
 
     async def _load(self, config: ModelConfig, version: int, stamp: float) -> None:

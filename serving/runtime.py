@@ -56,6 +56,8 @@ class LoadedVersion:
             )
         self.metadata = read_metadata(path)
         self.signature_defs = self._read_signature_defs()
+        self.runners: dict[str, object] = {}  # by signature; attached by the data plane
+        self.unloaded = False
 
     def _read_signature_defs(self):
         proto = saved_model_pb2.SavedModel()

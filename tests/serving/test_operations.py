@@ -1,0 +1,244 @@
+"""Health, reflection, metrics, message limits, TLS, token auth, zoo predict and SIGTERM."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from PIL import Image
+
+from serving.client import PredictionClient
+from serving.server import ServerThread
+from serving.settings import ServerSettings
+from zoo import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings_for(repo, **overrides):
+    values = {"model_repo": str(repo), "host": "127.0.0.1", "port": 0, "metrics_port": -1,
+              "poll_seconds": 0.2, "auth_token": ""}  # fmt: skip
+    return ServerSettings(**{**values, **overrides})
+
+
+def test_health_of_server_and_each_model(channel):
+    stub = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "mnist"):
+        response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_both_protocols(channel):
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    response = next(stub.ServerReflectionInfo(iter([request]), timeout=10))
+    names = {s.name for s in response.list_services_response.service}
+    assert {"tensorflow.serving.PredictionService", "tensorflow.serving.ModelService",
+            "inference.GRPCInferenceService", "grpc.health.v1.Health"} <= names  # fmt: skip
+
+
+def test_prometheus_metrics(server, client, test_images):
+    client.predict("mnist", test_images[0][:1])
+    with pytest.raises(grpc.RpcError):
+        client.predict("mnist", test_images[0][:1].astype(np.float32))
+    text = (
+        urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10)
+        .read()
+        .decode()
+    )
+    assert 'zoo_requests_total{code="OK",method="Predict",model="mnist"}' in text
+    assert 'zoo_requests_total{code="INVALID_ARGUMENT",method="Predict",model="mnist"}' in text
+    for family in ("zoo_request_latency_seconds_bucket", "zoo_batch_size_bucket", "zoo_queue_seconds_bucket",
+                   'zoo_model_versions_loaded{model="mnist"} 1.0'):  # fmt: skip
+        assert family in text
+
+
+def test_oversize_message_is_resource_exhausted(make_repo, test_images):
+    with ServerThread(settings_for(make_repo(), max_message_bytes=100_000)) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        with pytest.raises(grpc.RpcError) as error:
+            client.predict("mnist", np.zeros((200, 28, 28, 1), np.uint8))
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "100000" in error.value.details()
+        assert client.predict("mnist", test_images[0][:1])["classes"].shape == (1,), "still serving"
+
+
+def test_token_auth(make_repo, test_images):
+    with ServerThread(settings_for(make_repo(), auth_token="s3cret")) as running:
+        target = f"127.0.0.1:{running.port}"
+        for token, ok in (("", False), ("wrong", False), ("s3cret", True)):
+            client = PredictionClient(target, token=token)
+            if ok:
+                assert client.predict("mnist", test_images[0][:1])["probabilities"].shape == (1, 10)
+            else:
+                with pytest.raises(grpc.RpcError) as error:
+                    client.predict("mnist", test_images[0][:1])
+                assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert "bearer token" in error.value.details()
+        with grpc.insecure_channel(target) as channel:  # health needs no token
+            status = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for localhost and a client certificate, with openssl."""
+
+    def run(*argv):
+        subprocess.run(["openssl", *argv], cwd=folder, check=True, capture_output=True)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=zoo-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    )
+    (folder / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+        )
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "san.cnf", "-out", f"{name}.pem")  # fmt: skip
+    return {p.stem + p.suffix: p for p in folder.iterdir()}
+
+
+def test_mutual_tls(make_repo, tmp_path, test_images):
+    certs = make_certificates(tmp_path)
+    settings = settings_for(make_repo(), tls_cert=str(certs["server.pem"]), tls_key=str(certs["server.key"]),
+                            tls_client_ca=str(certs["ca.pem"]))  # fmt: skip
+    with ServerThread(settings) as running:
+        target = f"localhost:{running.port}"
+        ca = certs["ca.pem"].read_bytes()
+        client_pair = (certs["client.key"].read_bytes(), certs["client.pem"].read_bytes())
+        client = PredictionClient(target, root_certificates=ca, client_certificate=client_pair)
+        assert client.predict("mnist", test_images[0][:2])["classes"].shape == (2,)
+        for bad in (PredictionClient(target, root_certificates=ca, timeout=5),  # no client certificate
+                    PredictionClient(target, timeout=5)):  # plaintext  # fmt: skip
+            with pytest.raises(grpc.RpcError) as error:
+                bad.predict("mnist", test_images[0][:1])
+            assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_zoo_predict_prints_top_classes(server, tmp_path, capsys, test_images):
+    images, labels = test_images
+    paths = []
+    for index in range(3):
+        paths.append(str(tmp_path / f"digit{index}.png"))
+        Image.fromarray(images[index][..., 0]).save(paths[-1])
+    code = cli.main(
+        [
+            "predict",
+            "--server",
+            f"127.0.0.1:{server.port}",
+            "--model",
+            "mnist",
+            "--top-k",
+            "2",
+            *paths,
+        ]
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and len(out) == 3
+    for line, path in zip(out, paths, strict=True):
+        assert line.startswith(f"{path}: ") and line.count("(") == 2
+    code = cli.main(
+        ["predict", "--server", f"127.0.0.1:{server.port}", "--model", "nope", paths[0]]
+    )
+    assert code == 2 and "NOT_FOUND" in capsys.readouterr().err
+
+
+def _request(images):
+    from tensorflow_serving.apis import predict_pb2
+
+    from serving.client import numpy_to_request_tensor
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mnist"
+    request.inputs["images"].CopyFrom(numpy_to_request_tensor(images))
+    return request
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images):
+    port = free_port()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--model-repo", str(make_repo()), "--host", "127.0.0.1",
+         "--port", str(port), "--metrics-port", "-1", "--grace-seconds", "20"],
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    client = PredictionClient(f"127.0.0.1:{port}", timeout=30)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            client.predict("mnist", test_images[0][:1])
+            break
+        except grpc.RpcError:
+            assert time.monotonic() < deadline and process.poll() is None, "server never came up"
+            time.sleep(0.2)
+    outcomes, stop = [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                client.predict("mnist", test_images[0][:8])
+                outcomes.append("ok")
+            except grpc.RpcError as error:
+                outcomes.append(error.code())
+                return
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    # A large request is surely in flight when SIGTERM arrives; it must still be answered.
+    big = np.repeat(test_images[0][:1], 1024, axis=0)
+    long_call = client.prediction.Predict.future(_request(big), timeout=60)
+    time.sleep(0.03)
+    process.send_signal(signal.SIGTERM)
+    assert long_call.result().outputs["classes"].int64_val, "in-flight request finished"
+    assert process.wait(timeout=60) == 0
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("ok") > 4
+    # Requests that arrive while the server shuts down are refused, never half-answered.
+    refusals = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+    assert set(outcomes) - {"ok"} <= refusals
+    log = process.stderr.read()
+    assert "Shutting down" in log and "Server stopped" in log

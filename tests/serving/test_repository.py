@@ -1,0 +1,163 @@
+"""The model repository: hot reload under load, failed loads, removal, policies and labels."""
+
+import re
+import shutil
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+from tensorflow_serving.apis import predict_pb2
+
+from serving.client import PredictionClient, numpy_to_request_tensor
+from serving.repository import ModelConfigError, VersionPolicy, read_model_config
+from serving.server import ServerThread
+from serving.settings import BatchingOptions, ServerSettings
+
+
+def settings_for(repo, **overrides):
+    values = {"model_repo": str(repo), "host": "127.0.0.1", "port": 0, "metrics_port": -1,
+              "poll_seconds": 0.1, "auth_token": ""}  # fmt: skip
+    return ServerSettings(**{**values, **overrides})
+
+
+def wait_for(predicate, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def served_version(client, images) -> int:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mnist"
+    request.inputs["images"].CopyFrom(numpy_to_request_tensor(images))
+    return client.prediction.Predict(request, timeout=30).model_spec.version.value
+
+
+def publish(source, target):
+    """Copies a version the way export does: into a hidden folder, then one rename."""
+    staging = target.parent / f".tmp-{target.name}"
+    shutil.copytree(source, staging)
+    staging.rename(target)
+
+
+def test_hot_reload_under_concurrent_load_loses_no_request(
+    make_repo, exported_version, test_images
+):
+    repo = make_repo([1])
+    images = test_images[0][:4]
+    with ServerThread(settings_for(repo)) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        seen, failures, stop = [], [], threading.Event()
+
+        def load():
+            while not stop.is_set():
+                try:
+                    seen.append(served_version(client, images))
+                except grpc.RpcError as error:
+                    failures.append(error)
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(seen) > 20)
+        publish(exported_version, repo / "mnist" / "2")
+        wait_for(lambda: seen and seen[-1] == 2 and seen.count(2) > 20)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert failures == [], failures[:3]
+        first_two = seen.index(2)
+        assert set(seen[first_two + 16 :]) == {2}, "once v2 serves, v1 (latest(1) policy) is gone"
+        statuses = {s.version: s.state for s in client.status("mnist")}
+        assert statuses == {1: 50, 2: 30}  # END, AVAILABLE
+
+
+def test_version_that_fails_to_load_never_replaces_a_working_one(make_repo, test_images):
+    repo = make_repo([1])
+    with ServerThread(settings_for(repo)) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        broken = repo / "mnist" / "2"
+        broken.mkdir()
+        (broken / "saved_model.pb").write_bytes(b"not a saved model")
+        wait_for(lambda: any(s.version == 2 and s.state == 50 for s in client.status("mnist")))
+        status = next(s for s in client.status("mnist") if s.version == 2)
+        assert status.status.error_code != 0 and status.status.error_message
+        assert served_version(client, test_images[0][:1]) == 1
+        assert {s.version: s.state for s in client.status("mnist")}[1] == 30
+
+
+def test_removed_version_is_unloaded(make_repo, test_images):
+    repo = make_repo([1, 2])
+    config = repo / "models.yaml"
+    config.write_text("models:\n  mnist:\n    base_path: mnist\n    version_policy: {all: {}}\n")
+    with ServerThread(settings_for(repo, model_config=str(config))) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        assert client.predict("mnist", test_images[0][:1], version=1)["classes"].shape == (1,)
+        shutil.rmtree(repo / "mnist" / "1")
+        wait_for(lambda: {s.version: s.state for s in client.status("mnist")}.get(1) == 50)
+        with pytest.raises(grpc.RpcError) as error:
+            client.predict("mnist", test_images[0][:1], version=1)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "Available versions: [2]" in error.value.details()
+
+
+def test_model_config_policies_labels_and_batching(make_repo, test_images):
+    repo = make_repo([1, 2, 3])
+    config = repo / "models.yaml"
+    config.write_text(
+        "models:\n"
+        "  digits:\n"
+        "    base_path: mnist\n"
+        "    version_policy: {specific: [1, 3]}\n"
+        "    version_labels: {stable: 1, canary: 3}\n"
+        "    batching: {max_batch_size: 8, enabled: false}\n"
+    )
+    with ServerThread(settings_for(repo, model_config=str(config))) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        assert sorted(s.version for s in client.status("digits") if s.state == 30) == [1, 3]
+        for label, version in (("stable", 1), ("canary", 3)):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "digits"
+            request.model_spec.version_label = label
+            request.inputs["images"].CopyFrom(numpy_to_request_tensor(test_images[0][:1]))
+            assert (
+                client.prediction.Predict(request, timeout=30).model_spec.version.value == version
+            )
+        assert running.dataplane.repository.configs["digits"].batching.enabled is False
+
+
+def test_version_policies():
+    assert VersionPolicy().select([1, 5, 3]) == {5}
+    assert VersionPolicy("latest", 2).select([1, 5, 3]) == {3, 5}
+    assert VersionPolicy("all").select([1, 2]) == {1, 2}
+    assert VersionPolicy("specific", versions=(2, 9)).select([1, 2]) == {2}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models: {}", "needs a non-empty 'models:' mapping"),
+        ("models:\n  m: {base: x}", "unknown key(s) ['base']"),
+        ("models:\n  m: {version_policy: {newest: 1}}", "invalid version_policy"),
+        ("models:\n  m: {batching: {size: 3}}", "invalid batching options"),
+    ],
+)
+def test_model_config_errors(tmp_path, text, message):
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    with pytest.raises(ModelConfigError, match=re.escape(message)):
+        read_model_config(str(path), BatchingOptions())
+
+
+def test_empty_repository_serves_nothing_but_runs(tmp_path):
+    with ServerThread(settings_for(tmp_path)) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        with pytest.raises(grpc.RpcError) as error:
+            client.predict("mnist", np.zeros((1, 28, 28, 1), np.uint8))
+        assert (
+            error.value.code() == grpc.StatusCode.NOT_FOUND
+            and "Serving: none" in error.value.details()
+        )

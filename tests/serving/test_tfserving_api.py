@@ -1,0 +1,212 @@
+"""TensorFlow Serving's API through its generated stubs: every RPC and every error path."""
+
+import io
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving.client import numpy_to_request_tensor
+from serving.converters import numpy_to_tensor_proto
+
+
+@pytest.fixture(scope="module")
+def stub(channel):
+    return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+
+def predict_request(images, model="mnist", signature="", name="images", version=None):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    if signature:
+        request.model_spec.signature_name = signature
+    if version is not None:
+        request.model_spec.version.value = version
+    request.inputs[name].CopyFrom(numpy_to_request_tensor(images))
+    return request
+
+
+def expect_error(call, request, code, *fragments):
+    with pytest.raises(grpc.RpcError) as error:
+        call(request, timeout=30)
+    assert error.value.code() == code, error.value.details()
+    for fragment in fragments:
+        assert fragment in error.value.details(), error.value.details()
+
+
+def test_predict_with_tensor_content_answers_typed_fields(stub, test_images):
+    images, labels = test_images
+    response = stub.Predict(predict_request(images[:8]), timeout=30)
+    assert response.model_spec.name == "mnist" and response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == "serving_default"
+    probabilities = response.outputs["probabilities"]
+    assert not probabilities.tensor_content and len(probabilities.float_val) == 80
+    scores = np.array(probabilities.float_val).reshape(8, 10)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
+    assert list(response.outputs["classes"].int64_val) == scores.argmax(axis=1).tolist()
+    assert set(response.outputs) == {"probabilities", "classes", "logits"}
+
+
+def test_predict_with_typed_value_fields_and_output_filter(stub, test_images):
+    images, _ = test_images
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mnist"
+    request.inputs["images"].CopyFrom(numpy_to_tensor_proto(images[:2]))  # int_val
+    request.output_filter.append("classes")
+    response = stub.Predict(request, timeout=30)
+    assert list(response.outputs) == ["classes"] and len(response.outputs["classes"].int64_val) == 2
+
+
+def test_tf_serving_mnist_example_client_works_unchanged(stub, test_images):
+    """What tensorflow/serving's mnist_client.py sends: predict_images, images [1, 784] floats."""
+    images, labels = test_images
+    image = images[0].reshape(784).astype(np.float32) / 255.0
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mnist"
+    request.model_spec.signature_name = "predict_images"
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(image, shape=[1, image.size]))
+    response = stub.Predict(request, 5.0)
+    scores = np.array(response.outputs["scores"].float_val)
+    assert scores.shape == (10,) and abs(scores.sum() - 1) < 1e-4
+
+
+def test_classify_with_pixels_and_with_png(stub, test_images):
+    images, _ = test_images
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "mnist"
+    pixels = request.input.example_list.examples.add()
+    pixels.features.feature["images"].int64_list.value.extend(images[0].ravel().tolist())
+    png = io.BytesIO()
+    Image.fromarray(images[1][..., 0]).save(png, format="PNG")
+    encoded = request.input.example_list.examples.add()
+    encoded.features.feature["images"].bytes_list.value.append(png.getvalue())
+    response = stub.Classify(request, timeout=30)
+    assert len(response.result.classifications) == 2
+    for classification, image in zip(response.result.classifications, images[:2], strict=True):
+        classes = classification.classes
+        assert len(classes) == 10 and [c.score for c in classes] == sorted(
+            (c.score for c in classes), reverse=True
+        )
+        expected = (
+            stub.Predict(predict_request(image[None]), timeout=30).outputs["classes"].int64_val[0]
+        )
+        assert classes[0].label == str(expected)
+
+
+def test_get_model_metadata_returns_signature_defs(stub):
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = "mnist"
+    request.metadata_field.append("signature_def")
+    response = stub.GetModelMetadata(request, timeout=30)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signature_map)
+    serving = signature_map.signature_def["serving_default"]
+    assert serving.inputs["images"].dtype == tf.uint8.as_datatype_enum
+    assert [d.size for d in serving.inputs["images"].tensor_shape.dim] == [-1, 28, 28, 1]
+    assert set(serving.outputs) == {"probabilities", "classes", "logits"}
+    assert "predict_images" in signature_map.signature_def
+
+
+def test_get_model_status(channel):
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "mnist"
+    (status,) = stub.GetModelStatus(request, timeout=30).model_version_status
+    assert status.version == 1 and status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    assert status.status.error_code == 0
+
+
+def test_not_found_errors(stub, test_images):
+    images, _ = test_images
+    expect_error(stub.Predict, predict_request(images[:1], model="nope"), grpc.StatusCode.NOT_FOUND,
+                 "Model 'nope' not found. Serving: mnist")  # fmt: skip
+    expect_error(stub.Predict, predict_request(images[:1], version=9), grpc.StatusCode.NOT_FOUND,
+                 "version 9 not found. Available versions: [1]")  # fmt: skip
+    expect_error(stub.Predict, predict_request(images[:1], signature="nope"), grpc.StatusCode.NOT_FOUND,
+                 "no signature 'nope'", "predict_images, serving_default")  # fmt: skip
+    request = predict_request(images[:1])
+    request.model_spec.version_label = "stable"
+    expect_error(stub.Predict, request, grpc.StatusCode.NOT_FOUND, "no version label 'stable'")
+
+
+@pytest.mark.parametrize(
+    ("make_request", "fragments"),
+    [
+        (lambda x: predict_request(x[:2], name="pixels"),
+         ["missing input(s) ['images']", "unexpected input(s) ['pixels']"]),
+        (lambda x: predict_request(x[:2].astype(np.float32)),
+         ["Input 'images': expected dtype uint8, received float32"]),
+        (lambda x: predict_request(x[:2].reshape(2, 784)),
+         ["Input 'images': expected shape [-1, 28, 28, 1], received [2, 784]"]),
+        (lambda x: predict_request(x[:0]), ["Input 'images': the batch is empty"]),
+        (lambda x: predict_request(np.zeros((65, 28, 28, 1), np.uint8)),
+         ["batch of 65 examples exceeds the limit of 64"]),
+        (lambda x: predict_request(np.full((1, 784), np.nan, np.float32), signature="predict_images"),
+         ["Input 'images': 784 value(s) are NaN or Inf"]),
+    ],
+    ids=["missing-extra", "dtype", "shape", "empty", "over-limit", "nan"],
+)  # fmt: skip
+def test_invalid_arguments_name_tensor_expected_and_received(
+    stub, test_images, make_request, fragments
+):
+    expect_error(
+        stub.Predict, make_request(test_images[0]), grpc.StatusCode.INVALID_ARGUMENT, *fragments
+    )
+
+
+def test_tensor_bytes_that_do_not_match_the_shape(stub, test_images):
+    request = predict_request(test_images[0][:2])
+    request.inputs["images"].tensor_content = request.inputs["images"].tensor_content[:100]
+    expect_error(stub.Predict, request, grpc.StatusCode.INVALID_ARGUMENT,
+                 "tensor_content has 100 bytes, but shape [2, 28, 28, 1] of DT_UINT8 needs 1568")  # fmt: skip
+
+
+def test_bad_requests_never_affect_good_ones(stub, test_images):
+    from concurrent.futures import ThreadPoolExecutor
+
+    images, _ = test_images
+    good = predict_request(images[:1])
+    bad = predict_request(images[:1].astype(np.float32))
+
+    def call(index):
+        try:
+            stub.Predict(bad if index % 2 else good, timeout=30)
+            return "ok"
+        except grpc.RpcError as error:
+            return error.code()
+
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(call, range(64)))
+    assert outcomes[::2] == ["ok"] * 32
+    assert set(outcomes[1::2]) == {grpc.StatusCode.INVALID_ARGUMENT}
+
+
+def test_concurrent_requests_are_batched_and_answered_correctly(stub, server, test_images):
+    from concurrent.futures import ThreadPoolExecutor
+
+    images, _ = test_images
+    expected = [stub.Predict(predict_request(images[i : i + 1]), timeout=30).outputs["classes"].int64_val[0]
+                for i in range(32)]  # fmt: skip
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(
+            lambda i: stub.Predict(predict_request(images[i : i + 1]), timeout=30).outputs["classes"].int64_val[0],
+            list(range(32)) * 4,
+        ))  # fmt: skip
+    assert answers == expected * 4
+    histogram = server.dataplane.metrics.batch_size.labels("mnist")
+    samples = {
+        s.name + str(s.labels.get("le", "")): s.value for s in histogram.collect()[0].samples
+    }
+    assert samples["zoo_batch_size_count"] > samples["zoo_batch_size_bucket1.0"], (
+        "some batches merged"
+    )
