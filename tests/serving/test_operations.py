@@ -242,3 +242,13 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images)
     assert set(outcomes) - {"ok"} <= refusals
     log = process.stderr.read()
     assert "Shutting down" in log and "Server stopped" in log
+
+
+def test_healthcheck_module_used_by_the_dockerfile(server):
+    from serving.healthcheck import check
+
+    assert check(f"127.0.0.1:{server.port}") and check(f"127.0.0.1:{server.port}", "mnist")
+    assert not check(f"127.0.0.1:{free_port()}", timeout=1)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "serving.healthcheck" in dockerfile and "scripts/setup.sh" in dockerfile
+    assert "USER zoo" in dockerfile

@@ -6,6 +6,8 @@ EXAMPLES = """
   zoo predict --server localhost:8500 --model mnist digit.png
   zoo predict --model mnist --top-k 3 a.png b.png c.png
   zoo predict --model digits --threshold 0.3 canvas.png     # multilabel: labels over a threshold
+  zoo predict --model mnist --dataset mnist --limit 2000    # accuracy on real test images
+  zoo predict --model mnist --dataset mnist --wait 60       # wait for a starting server
 """
 
 
@@ -13,7 +15,10 @@ def add_parser(subparsers) -> None:
     parser = add_command(
         subparsers, "predict", "Classify images with a running server.", EXAMPLES, run
     )
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files")
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="PNG or JPEG files")
+    parser.add_argument("--dataset", help="query with this dataset's test split and print accuracy")
+    parser.add_argument("--limit", type=int, default=10000, help="test images with --dataset")
+    parser.add_argument("--wait", type=float, default=0, help="seconds to wait for the server")
     parser.add_argument(
         "--server", default="localhost:8500", help="host:port (default: %(default)s)"
     )
@@ -53,9 +58,15 @@ def run(args) -> int:
     from serving.client import PredictionClient
     from zoo.errors import ZooError
 
+    if not args.images and not args.dataset:
+        raise ZooError("Give image files, or --dataset NAME to evaluate on its test split.")
     root = Path(args.ca).read_bytes() if args.ca else None
     client = PredictionClient(args.server, root_certificates=root,
                               token=args.token or os.environ.get("ZOO_AUTH_TOKEN", ""))  # fmt: skip
+    if args.wait:
+        wait_until_ready(client.channel, args.server, args.wait)
+    if args.dataset:
+        return evaluate(client, args)
     try:
         signatures, metadata = client.metadata(args.model)
         dims = signatures["serving_default"].inputs["images"].tensor_shape.dim
@@ -79,4 +90,48 @@ def run(args) -> int:
         else:
             text = ", ".join(f"{names[i]} ({row[i]:.3f})" for i in order[: args.top_k])
         print(f"{path}: {text}")
+    return 0
+
+
+def wait_until_ready(channel, server: str, seconds: float) -> None:
+    import grpc
+
+    from zoo.errors import ZooError
+
+    try:
+        grpc.channel_ready_future(channel).result(timeout=seconds)
+    except grpc.FutureTimeoutError:
+        raise ZooError(f"No server answered at {server} within {seconds:g} s.") from None
+
+
+def evaluate(client, args) -> int:
+    """Sends a dataset's test images in requests of 100 and prints the accuracy they got back."""
+    import time
+
+    import grpc
+    import numpy as np
+
+    from training import datasets
+    from zoo.errors import ZooError
+
+    images, labels = datasets.load_arrays(args.dataset, "test", limit=args.limit)
+    start = time.perf_counter()
+    predicted = []
+    try:
+        for offset in range(0, len(images), 100):
+            outputs = client.predict(
+                args.model, images[offset : offset + 100], version=args.version
+            )
+            predicted.append(outputs["classes"])
+    except grpc.RpcError as error:
+        raise ZooError(f"{args.server}: {error.code().name}: {error.details()}") from None
+    seconds = time.perf_counter() - start
+    predicted = np.concatenate(predicted)
+    if predicted.ndim == 1:
+        score = float((predicted == labels).mean())
+        print(f"{args.model} on {len(images)} {args.dataset} test images via {args.server}: "
+              f"accuracy {score:.4f} ({len(images) / seconds:,.0f} images/s)")  # fmt: skip
+    else:
+        score = float((predicted == labels).all(axis=1).mean())
+        print(f"{args.model} on {len(images)} {args.dataset} test images: exact match {score:.4f}")
     return 0
