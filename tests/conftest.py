@@ -1,12 +1,11 @@
 """Shared test set-up: quiet TensorFlow, no user data directory leaking in, tiny data writers."""
 
-import gzip
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import random_images, write_cifar_batch, write_npz
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -16,33 +15,6 @@ def _isolated_data_env(monkeypatch, tmp_path_factory):
     """Tests never see the developer's ZOO_DATA_DIR or TFDS cache."""
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path_factory.mktemp("tfds")))
-
-
-def random_images(n: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(n, *shape), dtype=np.uint8)
-
-
-def write_npz(path: Path, n_train: int = 12, n_test: int = 6, shape=(28, 28)) -> dict:
-    arrays = {
-        "x_train": random_images(n_train, shape, 1),
-        "y_train": np.arange(n_train, dtype=np.uint8) % 10,
-        "x_test": random_images(n_test, shape, 2),
-        "y_test": np.arange(n_test, dtype=np.uint8) % 10,
-    }
-    np.savez(path, **arrays)
-    return arrays
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def write_cifar_batch(path: Path, images: np.ndarray, labels: np.ndarray, label_key: bytes):
-    data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-    with open(path, "wb") as f:
-        pickle.dump({b"data": data, label_key: list(labels)}, f)
 
 
 @pytest.fixture(scope="session")
@@ -57,19 +29,3 @@ def tiny_data_dir(tmp_path_factory) -> Path:
         images = random_images(20, (32, 32, 3), seed=index)
         write_cifar_batch(cifar / name, images, np.arange(20) % 10, b"labels")
     return folder
-
-
-def event_tags(log_dir: Path) -> dict[str, set[tuple[str, str]]]:
-    """``{subfolder: {(tag, plugin)}}`` of every TensorBoard event file under ``log_dir``."""
-    import tensorflow as tf
-
-    found: dict[str, set[tuple[str, str]]] = {}
-    for path in log_dir.rglob("events.out.tfevents.*"):
-        key = str(path.parent.relative_to(log_dir))
-        for record in tf.data.TFRecordDataset(str(path)):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                found.setdefault(key, set()).add(
-                    (value.tag, value.metadata.plugin_data.plugin_name)
-                )
-    return found

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import random_images, write_cifar_batch, write_idx, write_npz
+from helpers import random_images, write_cifar_batch, write_idx, write_npz
 
 from training.datasets import formats
 from zoo.errors import DatasetError

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import random_images, write_cifar_batch, write_idx, write_npz
+from helpers import random_images, write_cifar_batch, write_idx, write_npz
 
 from training import datasets
 from training.datasets import formats, sources

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import random_images
+from helpers import random_images
 
 from training import datasets
 from training.datasets import multilabel

@@ -1,7 +1,7 @@
 """The tf.data pipeline: batching, scaling, shuffling, one-hot labels and augmentation."""
 
 import numpy as np
-from conftest import random_images
+from helpers import random_images
 
 from training import datasets
 from training.datasets import make_pipeline

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import event_tags
+from helpers import event_tags
 
 from training.config import ConfigError, build_config, load_yaml
 from training.loop import train
