@@ -10,6 +10,7 @@
 
 import keras
 
+from models.layers import FusedBatchNorm
 from models.registry import register_model
 
 
@@ -17,7 +18,7 @@ def _conv_bn_gelu(x, filters: int, pool: bool):
     x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
     if pool:
         x = keras.layers.MaxPooling2D(2)(x)
-    x = keras.layers.BatchNormalization(momentum=0.6, epsilon=1e-12)(x)
+    x = FusedBatchNorm(momentum=0.6, epsilon=1e-5)(x)
     return keras.layers.Activation("gelu")(x)
 
 

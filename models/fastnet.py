@@ -7,13 +7,14 @@ with shift augmentation reaches >= 99.5 % MNIST test accuracy in a few epochs.
 
 import keras
 
+from models.layers import FusedBatchNorm
 from models.registry import register_model
 
 
 def conv_bn_relu(x, filters: int, kernel_size: int):
-    """Conv (no bias: BN's beta replaces it) -> BatchNorm -> ReLU."""
+    """Conv (no bias: BN's beta replaces it) -> fused batch norm -> ReLU."""
     x = keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=False)(x)
-    x = keras.layers.BatchNormalization()(x)
+    x = FusedBatchNorm()(x)
     return keras.layers.ReLU()(x)
 
 

@@ -7,6 +7,7 @@ so every layer is a stock Keras layer and a saved model loads without custom cod
 
 import keras
 
+from models.layers import FusedBatchNorm
 from models.registry import register_model
 
 L2 = 1e-4
@@ -27,15 +28,15 @@ def _conv(x, filters: int, kernel_size: int, strides: int = 1):
 def basic_block(x, filters: int, strides: int):
     """conv3-BN-ReLU-conv3-BN, added to the (projected) input, then ReLU."""
     shortcut = x
-    y = keras.layers.ReLU()(keras.layers.BatchNormalization()(_conv(x, filters, 3, strides)))
-    y = keras.layers.BatchNormalization()(_conv(y, filters, 3))
+    y = keras.layers.ReLU()(FusedBatchNorm()(_conv(x, filters, 3, strides)))
+    y = FusedBatchNorm()(_conv(y, filters, 3))
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = keras.layers.BatchNormalization()(_conv(x, filters, 1, strides))
+        shortcut = FusedBatchNorm()(_conv(x, filters, 1, strides))
     return keras.layers.ReLU()(keras.layers.Add()([y, shortcut]))
 
 
 def cifar_resnet(inputs, *, blocks_per_stage: int, widths=(16, 32, 64)):
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(_conv(inputs, widths[0], 3)))
+    x = keras.layers.ReLU()(FusedBatchNorm()(_conv(inputs, widths[0], 3)))
     for stage, filters in enumerate(widths):
         for block in range(blocks_per_stage):
             x = basic_block(x, filters, strides=2 if stage > 0 and block == 0 else 1)

@@ -28,21 +28,29 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
 
 class LearningRateAndThroughput(keras.callbacks.Callback):
-    """Adds ``learning_rate`` and ``examples_per_second`` to each epoch's logs, so the history,
-    the progress line and TensorBoard's scalars all show them."""
+    """Adds ``learning_rate``, ``train_seconds`` (the epoch's training, without validation) and
+    ``examples_per_second`` to each epoch's logs, so the history, the progress line and
+    TensorBoard's scalars all show them."""
 
     def __init__(self, examples_per_epoch: int):
         super().__init__()
         self.examples_per_epoch = examples_per_epoch
+        self.train_seconds = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
+        self.train_seconds = None
+
+    def on_test_begin(self, logs=None):
+        if self.train_seconds is None:  # validation inside fit starts: training time ends here
+            self.train_seconds = time.perf_counter() - self.start
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        seconds = max(time.perf_counter() - self.start, 1e-9)
-        logs["examples_per_second"] = self.examples_per_epoch / seconds
+        seconds = self.train_seconds or (time.perf_counter() - self.start)
+        logs["train_seconds"] = seconds
+        logs["examples_per_second"] = self.examples_per_epoch / max(seconds, 1e-9)
         logs["learning_rate"] = float(
             keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
         )

@@ -1,5 +1,5 @@
 """The ``zoo`` subcommands, in the order ``zoo --help`` lists them."""
 
-from zoo.commands import datasets, export, models, predict, serve, train
+from zoo.commands import bench, datasets, export, models, predict, serve, train
 
-COMMANDS = [datasets, models, train, export, serve, predict]
+COMMANDS = [datasets, models, train, export, serve, predict, bench]

@@ -1,0 +1,84 @@
+"""The keras-io "Simple MNIST convnet" recipe, exactly as published: the reference every training
+benchmark is measured against in the same run.
+
+Conv32-Pool-Conv64-Pool-Flatten-Dropout(0.5)-Dense10 softmax, categorical cross-entropy, Adam,
+batch 128, 15 epochs, validation_split 0.1, ``model.fit`` on numpy arrays scaled to [0, 1].
+"""
+
+import time
+
+import keras
+import numpy as np
+
+
+def build_reference_model() -> keras.Model:
+    return keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        keras.layers.MaxPooling2D(pool_size=(2, 2)),
+        keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        keras.layers.MaxPooling2D(pool_size=(2, 2)),
+        keras.layers.Flatten(),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(10, activation="softmax"),
+    ])  # fmt: skip
+
+
+class TestAccuracyClock(keras.callbacks.Callback):
+    """Records, after each epoch, the training time so far (the clock stops while the test split
+    is evaluated) and the test accuracy."""
+
+    def __init__(self, x_test, y_test):
+        super().__init__()
+        self.x_test, self.y_test = x_test, y_test
+        self.points: list[dict] = []
+        self.train_seconds = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.train_seconds += time.perf_counter() - self.start
+        predictions = self.model.predict(self.x_test, batch_size=1024, verbose=0).argmax(axis=1)
+        accuracy = float((predictions == self.y_test).mean())
+        self.points.append(
+            {"epoch": epoch + 1, "seconds": self.train_seconds, "test_accuracy": accuracy}
+        )
+
+
+def train_reference(x_train, y_train, x_test, y_test, *, epochs: int = 15, seed: int = 0) -> dict:
+    """Trains the keras-io recipe; returns its accuracy-over-time points and examples/s."""
+    keras.utils.set_random_seed(seed)
+    x_train = x_train.astype("float32") / 255
+    x_test = x_test.astype("float32") / 255
+    model = build_reference_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    clock = TestAccuracyClock(x_test, y_test)
+    model.fit(x_train, keras.utils.to_categorical(y_train, 10), batch_size=128, epochs=epochs,
+              validation_split=0.1, callbacks=[clock], verbose=0)  # fmt: skip
+    examples = int(len(x_train) * 0.9) * epochs
+    return {"points": clock.points, "examples_per_second": examples / clock.train_seconds}
+
+
+def time_to(points: list[dict], target: float) -> float | None:
+    """Training seconds until test accuracy first reached ``target`` (None if never)."""
+    return next((p["seconds"] for p in points if p["test_accuracy"] >= target), None)
+
+
+def reference_throughput(x_train, y_train, steps: int = 100) -> float:
+    """examples/s of the reference recipe's ``fit`` over ``steps`` batches of 128, after warm-up."""
+    x = x_train[: 128 * steps].astype("float32") / 255
+    y = keras.utils.to_categorical(y_train[: 128 * steps], 10)
+    model = build_reference_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.fit(x[: 128 * 10], y[: 128 * 10], batch_size=128, epochs=1, verbose=0)
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+    return len(x) / (time.perf_counter() - start)
+
+
+def accuracy_points(history: list[dict]) -> list[dict]:
+    """A zoo run's history as the same points: cumulative training seconds, test accuracy."""
+    seconds = np.cumsum([row["train_seconds"] for row in history])
+    return [{"epoch": row["epoch"] + 1, "seconds": float(s), "test_accuracy": row["val_accuracy"]}
+            for row, s in zip(history, seconds, strict=True)]  # fmt: skip

@@ -1,0 +1,41 @@
+"""``zoo bench``: benchmarks measured side by side against a reference in one run."""
+
+from zoo.commands.help import add_command
+
+EXAMPLES = """
+  zoo bench pipeline            # input pipeline vs the reference convnet's training speed
+  zoo bench train               # keras-io recipe vs the zoo's configs, MNIST and Fashion-MNIST
+  zoo bench train --quick       # 2 epochs each, one seed: a smoke run
+  zoo bench serve               # zoo serve vs bare model vs naive server, concurrency 1-64
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers, "bench", "Run a benchmark; results go to bench/results/.", EXAMPLES, run
+    )
+    parser.add_argument("which", choices=["pipeline", "train", "serve"])
+    parser.add_argument("--quick", action="store_true", help="train: 2 epochs and one seed")
+    parser.add_argument("--seeds", type=int, default=3, help="train: seeds of the zoo config")
+    parser.add_argument(
+        "--max-requests", type=int, default=3000, help="serve: per concurrency level"
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, default=10.0, help="serve: per concurrency level"
+    )
+
+
+def run(args) -> int:
+    if args.which == "pipeline":
+        from bench import pipeline
+
+        pipeline.run()
+    elif args.which == "train":
+        from bench import train
+
+        train.run(seeds=1 if args.quick else args.seeds, quick=args.quick)
+    else:
+        from bench import serve
+
+        serve.run(max_requests=args.max_requests, max_seconds=args.max_seconds)
+    return 0
