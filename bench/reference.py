@@ -12,16 +12,18 @@ import numpy as np
 
 
 def build_reference_model() -> keras.Model:
-    return keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-        keras.layers.MaxPooling2D(pool_size=(2, 2)),
-        keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-        keras.layers.MaxPooling2D(pool_size=(2, 2)),
-        keras.layers.Flatten(),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(10, activation="softmax"),
-    ])  # fmt: skip
+    return keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 class TestAccuracyClock(keras.callbacks.Callback):
@@ -54,8 +56,15 @@ def train_reference(x_train, y_train, x_test, y_test, *, epochs: int = 15, seed:
     model = build_reference_model()
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     clock = TestAccuracyClock(x_test, y_test)
-    model.fit(x_train, keras.utils.to_categorical(y_train, 10), batch_size=128, epochs=epochs,
-              validation_split=0.1, callbacks=[clock], verbose=0)  # fmt: skip
+    model.fit(
+        x_train,
+        keras.utils.to_categorical(y_train, 10),
+        batch_size=128,
+        epochs=epochs,
+        validation_split=0.1,
+        callbacks=[clock],
+        verbose=0,
+    )
     examples = int(len(x_train) * 0.9) * epochs
     return {"points": clock.points, "examples_per_second": examples / clock.train_seconds}
 
@@ -80,5 +89,7 @@ def reference_throughput(x_train, y_train, steps: int = 100) -> float:
 def accuracy_points(history: list[dict]) -> list[dict]:
     """A zoo run's history as the same points: cumulative training seconds, test accuracy."""
     seconds = np.cumsum([row["train_seconds"] for row in history])
-    return [{"epoch": row["epoch"] + 1, "seconds": float(s), "test_accuracy": row["val_accuracy"]}
-            for row, s in zip(history, seconds, strict=True)]  # fmt: skip
+    return [
+        {"epoch": row["epoch"] + 1, "seconds": float(s), "test_accuracy": row["val_accuracy"]}
+        for row, s in zip(history, seconds, strict=True)
+    ]

@@ -50,8 +50,9 @@ def prepare_model(folder: Path) -> tuple[Path, Path]:
     model.save(keras_path)
     repo = folder / "repo"
     info = datasets.get_info("mnist")
-    build_archive(model, models.get_head("softmax"), info, 0.5).write_out(str(repo / "mnist" / "1"),
-                                                                         verbose=False)  # fmt: skip
+    build_archive(model, models.get_head("softmax"), info, 0.5).write_out(
+        str(repo / "mnist" / "1"), verbose=False
+    )
     return keras_path, repo
 
 
@@ -76,8 +77,9 @@ def bare_model(
     return result
 
 
-async def _load(target: str, images: np.ndarray, concurrency: int, max_requests: int,
-                max_seconds: float) -> dict:  # fmt: skip
+async def _load(
+    target: str, images: np.ndarray, concurrency: int, max_requests: int, max_seconds: float
+) -> dict:
     requests = []
     for index in range(64):
         request = predict_pb2.PredictRequest()
@@ -120,8 +122,13 @@ async def _load(target: str, images: np.ndarray, concurrency: int, max_requests:
 
 def start_server(argv: list[str], port: int) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     grpc.channel_ready_future(channel).result(timeout=120)
     channel.close()
@@ -139,8 +146,10 @@ def measure_server(
                 _load(f"127.0.0.1:{port}", images, concurrency, max_requests, max_seconds)
             )
             level = levels[str(concurrency)]
-            print(f"{name:<22} c={concurrency:<3} {level['qps']:8.0f} QPS  p50 {level['p50_ms']:6.1f} ms"
-                  f"  p90 {level['p90_ms']:6.1f}  p99 {level['p99_ms']:6.1f}  errors {level['errors']}")  # fmt: skip
+            print(
+                f"{name:<22} c={concurrency:<3} {level['qps']:8.0f} QPS  p50 {level['p50_ms']:6.1f} ms"
+                f"  p90 {level['p90_ms']:6.1f}  p99 {level['p99_ms']:6.1f}  errors {level['errors']}"
+            )
         return levels
     finally:
         process.terminate()
@@ -153,12 +162,24 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0) -> dict:
         keras_path, repo = prepare_model(Path(tmp))
         bare = bare_model(repo, images)
         for batch, numbers in bare.items():
-            print(f"bare model batch {batch:<3} {numbers['images_per_second']:8.0f} images/s  "
-                  f"{numbers['call_ms']:.2f} ms/call")  # fmt: skip
+            print(
+                f"bare model batch {batch:<3} {numbers['images_per_second']:8.0f} images/s  "
+                f"{numbers['call_ms']:.2f} ms/call"
+            )
         servers = {}
         port = free_port()
-        common = ["-m", "serving", "--model-repo", str(repo), "--host", "127.0.0.1", "--port", str(port),
-                  "--metrics-port", "-1"]  # fmt: skip
+        common = [
+            "-m",
+            "serving",
+            "--model-repo",
+            str(repo),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--metrics-port",
+            "-1",
+        ]
         servers["zoo (batching)"] = measure_server(
             "zoo (batching)", common, port, images, max_requests, max_seconds
         )
@@ -179,8 +200,12 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0) -> dict:
         "per_request_overhead_ms_at_1": servers["zoo (batching)"]["1"]["p50_ms"]
         - bare["1"]["call_ms"],
     }
-    result = {"bare_model": bare, "servers": servers, "targets": targets,
-              "limits": {"max_requests": max_requests, "max_seconds": max_seconds}}  # fmt: skip
+    result = {
+        "bare_model": bare,
+        "servers": servers,
+        "targets": targets,
+        "limits": {"max_requests": max_requests, "max_seconds": max_seconds},
+    }
     path = write_result("serve", result)
     plot(result, path.with_suffix(".png"))
     print("targets: " + ", ".join(f"{k}={v:.3g}" for k, v in targets.items()))

@@ -28,9 +28,14 @@ class FusedBatchNorm(keras.layers.Layer):
         channels = (input_shape[-1],)
 
         def weight(name, initializer, trainable):
-            return self.add_weight(shape=channels, initializer=initializer, name=name,
-                                   trainable=trainable, autocast=False,
-                                   aggregation="mean" if not trainable else "none")  # fmt: skip
+            return self.add_weight(
+                shape=channels,
+                initializer=initializer,
+                name=name,
+                trainable=trainable,
+                autocast=False,
+                aggregation="mean" if not trainable else "none",
+            )
 
         self.gamma = weight("gamma", "ones", True)
         self.beta = weight("beta", "zeros", True)
@@ -40,9 +45,14 @@ class FusedBatchNorm(keras.layers.Layer):
     def call(self, inputs, training=False):
         if not training:
             outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                inputs, self.gamma, self.beta, mean=self.moving_mean,
-                variance=self.moving_variance, epsilon=self.epsilon, is_training=False,
-            )  # fmt: skip
+                inputs,
+                self.gamma,
+                self.beta,
+                mean=self.moving_mean,
+                variance=self.moving_variance,
+                epsilon=self.epsilon,
+                is_training=False,
+            )
             return outputs
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             inputs, self.gamma, self.beta, epsilon=self.epsilon, is_training=True

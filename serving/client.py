@@ -42,11 +42,20 @@ class PredictionClient:
         timeout: seconds per call.
     """
 
-    def __init__(self, target: str, *, root_certificates: bytes | None = None,
-                 client_certificate: tuple[bytes, bytes] | None = None, token: str = "",
-                 timeout: float = 30.0, server_name: str = ""):  # fmt: skip
-        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                   ("grpc.max_send_message_length", 256 * 1024 * 1024)]  # fmt: skip
+    def __init__(
+        self,
+        target: str,
+        *,
+        root_certificates: bytes | None = None,
+        client_certificate: tuple[bytes, bytes] | None = None,
+        token: str = "",
+        timeout: float = 30.0,
+        server_name: str = "",
+    ):
+        options = [
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+        ]
         if root_certificates is not None:
             key, cert = client_certificate or (None, None)
             credentials = grpc.ssl_channel_credentials(root_certificates, key, cert)
@@ -60,8 +69,14 @@ class PredictionClient:
         self.metadata_headers = [("authorization", f"Bearer {token}")] if token else None
         self.timeout = timeout
 
-    def predict(self, model: str, inputs: dict[str, np.ndarray] | np.ndarray, *,
-                signature: str = "serving_default", version: int | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    def predict(
+        self,
+        model: str,
+        inputs: dict[str, np.ndarray] | np.ndarray,
+        *,
+        signature: str = "serving_default",
+        version: int | None = None,
+    ) -> dict[str, np.ndarray]:
         """Runs ``inputs`` (a dict, or one array for the signature's single input ``images``)."""
         if isinstance(inputs, np.ndarray):
             inputs = {"images": inputs}
@@ -84,8 +99,9 @@ class PredictionClient:
         request = get_model_metadata_pb2.GetModelMetadataRequest()
         request.model_spec.name = model
         request.metadata_field.extend(["signature_def", "zoo"])
-        response = self.prediction.GetModelMetadata(request, timeout=self.timeout,
-                                                    metadata=self.metadata_headers)  # fmt: skip
+        response = self.prediction.GetModelMetadata(
+            request, timeout=self.timeout, metadata=self.metadata_headers
+        )
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_map)
         zoo = wrappers_pb2.StringValue()
@@ -95,8 +111,11 @@ class PredictionClient:
     def status(self, model: str) -> list:
         request = get_model_status_pb2.GetModelStatusRequest()
         request.model_spec.name = model
-        return list(self.models.GetModelStatus(request, timeout=self.timeout,
-                                               metadata=self.metadata_headers).model_version_status)  # fmt: skip
+        return list(
+            self.models.GetModelStatus(
+                request, timeout=self.timeout, metadata=self.metadata_headers
+            ).model_version_status
+        )
 
     def close(self) -> None:
         self.channel.close()

@@ -41,9 +41,13 @@ class DataPlane:
             else None
         )
         self.repository = ModelRepository(
-            settings.model_repo, configs, settings.batching, self.load_threads,
-            on_change=on_model_change, on_unload=self._version_unloaded,
-        )  # fmt: skip
+            settings.model_repo,
+            configs,
+            settings.batching,
+            self.load_threads,
+            on_change=on_model_change,
+            on_unload=self._version_unloaded,
+        )
         self.closing: set[asyncio.Task] = set()
         self.poll_lock = asyncio.Lock()
 

@@ -82,9 +82,11 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         if "signature_name" in request.parameters:
             signature_name = request.parameters["signature_name"].string_param
         servable, _, outputs = await self.dataplane.infer(
-            request.model_name, inputs, version=_version(request.model_version),
+            request.model_name,
+            inputs,
+            version=_version(request.model_version),
             signature_name=signature_name,
-        )  # fmt: skip
+        )
         names = [o.name for o in request.outputs] or list(outputs)
         unknown = sorted(set(names) - set(outputs))
         if unknown:

@@ -13,25 +13,38 @@ class ServerMetrics:
     def __init__(self):
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "zoo_requests", "Requests by model, RPC method and gRPC status code.",
-            ["model", "method", "code"], registry=self.registry,
-        )  # fmt: skip
+            "zoo_requests",
+            "Requests by model, RPC method and gRPC status code.",
+            ["model", "method", "code"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "zoo_request_latency_seconds", "Time from request to response, by model and method.",
-            ["model", "method"], buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "zoo_request_latency_seconds",
+            "Time from request to response, by model and method.",
+            ["model", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
-            "zoo_batch_size", "Examples per model call, by model.",
-            ["model"], buckets=BATCH_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "zoo_batch_size",
+            "Examples per model call, by model.",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
         self.queue_seconds = Histogram(
-            "zoo_queue_seconds", "Time a request waited for its model call, by model.",
-            ["model"], buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "zoo_queue_seconds",
+            "Time a request waited for its model call, by model.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.versions = Gauge(
-            "zoo_model_versions_loaded", "Versions loaded and serving, by model.",
-            ["model"], registry=self.registry,
-        )  # fmt: skip
+            "zoo_model_versions_loaded",
+            "Versions loaded and serving, by model.",
+            ["model"],
+            registry=self.registry,
+        )
 
     def record_request(self, model: str, method: str, code: str, seconds: float) -> None:
         self.requests.labels(model, method, code).inc()

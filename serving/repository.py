@@ -107,13 +107,15 @@ def read_model_config(path: str, defaults: BatchingOptions) -> list[ModelConfig]
             batching = BatchingOptions(**{**defaults.__dict__, **spec.get("batching", {})})
         except TypeError as error:
             raise ModelConfigError(f"Model {name!r}: invalid batching options: {error}") from None
-        configs.append(ModelConfig(
-            name=str(name),
-            base_path=base if base.is_absolute() else Path(path).parent / base,
-            policy=VersionPolicy.parse(spec.get("version_policy"), name),
-            labels={str(k): int(v) for k, v in (spec.get("version_labels") or {}).items()},
-            batching=batching,
-        ))  # fmt: skip
+        configs.append(
+            ModelConfig(
+                name=str(name),
+                base_path=base if base.is_absolute() else Path(path).parent / base,
+                policy=VersionPolicy.parse(spec.get("version_policy"), name),
+                labels={str(k): int(v) for k, v in (spec.get("version_labels") or {}).items()},
+                batching=batching,
+            )
+        )
     return configs
 
 
@@ -140,9 +142,14 @@ class ModelRepository:
     """
 
     def __init__(
-        self, root, configs, defaults: BatchingOptions, executor: Executor,
-        on_change=None, on_unload=None,
-    ):  # fmt: skip
+        self,
+        root,
+        configs,
+        defaults: BatchingOptions,
+        executor: Executor,
+        on_change=None,
+        on_unload=None,
+    ):
         self.root = Path(root) if root else None
         self.fixed_configs = {c.name: c for c in configs} if configs else None
         self.defaults = defaults
@@ -174,10 +181,13 @@ class ModelRepository:
         # A failed version counts as absent until its folder changes, so it never displaces a
         # working version and is not retried on every poll.
         def wanted() -> set[int]:
-            return config.policy.select([
-                v for v, stamp in on_disk.items()
-                if not (statuses.get(v) and statuses[v].error and statuses[v].stamp == stamp)
-            ])  # fmt: skip
+            return config.policy.select(
+                [
+                    v
+                    for v, stamp in on_disk.items()
+                    if not (statuses.get(v) and statuses[v].error and statuses[v].stamp == stamp)
+                ]
+            )
 
         # 1. Load what the policy wants; when a load fails the policy picks again (an older
         #    version, say), until every wanted version is loaded.
@@ -213,8 +223,12 @@ class ModelRepository:
         was_serving = bool(self.loaded[config.name])
         self.loaded[config.name] = {**self.loaded[config.name], version: servable}
         statuses[version] = VersionStatus(AVAILABLE)
-        log.info("Loaded model %s version %d; now serving versions %s", config.name, version,
-                 sorted(self.loaded[config.name]))  # fmt: skip
+        log.info(
+            "Loaded model %s version %d; now serving versions %s",
+            config.name,
+            version,
+            sorted(self.loaded[config.name]),
+        )
         if not was_serving:
             self.on_change(config.name, True)
 
@@ -225,8 +239,12 @@ class ModelRepository:
         self.loaded[name] = remaining  # new requests no longer see it
         self.on_unload(servable)
         self.status[name][version] = VersionStatus(END)
-        log.info("Unloaded model %s version %d; now serving versions %s", name, version,
-                 sorted(remaining))  # fmt: skip
+        log.info(
+            "Unloaded model %s version %d; now serving versions %s",
+            name,
+            version,
+            sorted(remaining),
+        )
         if not remaining:
             self.on_change(name, False)
 

@@ -147,9 +147,13 @@ async def serve(settings: ServerSettings, on_started=None, stop: asyncio.Event |
     with contextlib.suppress(ValueError, RuntimeError):  # only possible in the main thread
         for signum in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    log.info("Serving %s on %s (%s), metrics on port %s", dataplane.repository.model_names(),
-             address.replace(str(settings.port), str(port)), "TLS" if credentials else "plaintext",
-             metrics_port)  # fmt: skip
+    log.info(
+        "Serving %s on %s (%s), metrics on port %s",
+        dataplane.repository.model_names(),
+        address.replace(str(settings.port), str(port)),
+        "TLS" if credentials else "plaintext",
+        metrics_port,
+    )
     if on_started:
         on_started(Running(port, metrics_port, stop, dataplane))
     await stop.wait()

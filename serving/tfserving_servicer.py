@@ -49,9 +49,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         }
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         servable, signature, outputs = await self.dataplane.infer(
-            spec.name, inputs, version=_requested_version(spec),
-            label=spec.version_label or None, signature_name=signature_name,
-        )  # fmt: skip
+            spec.name,
+            inputs,
+            version=_requested_version(spec),
+            label=spec.version_label or None,
+            signature_name=signature_name,
+        )
         names = list(request.output_filter) or list(outputs)
         unknown = sorted(set(names) - set(outputs))
         if unknown:
@@ -67,17 +70,24 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @grpc_errors
     async def Classify(self, request, context):
         spec = request.model_spec
-        servable = self.dataplane.repository.get(spec.name, _requested_version(spec),
-                                                 spec.version_label or None)  # fmt: skip
+        servable = self.dataplane.repository.get(
+            spec.name, _requested_version(spec), spec.version_label or None
+        )
         signature = self.dataplane.signature(servable, DEFAULT_SIGNATURE)
         ((input_name, input_spec),) = signature.inputs.items()
         kind = request.input.WhichOneof("kind")
         examples = (
-            request.input.example_list.examples if kind == "example_list"
-            else request.input.example_list_with_context.examples if kind else []
-        )  # fmt: skip
-        images = np.stack([_example_image(ex, input_name, input_spec) for ex in examples]) \
-            if len(examples) else np.zeros((0, *input_spec.shape[1:]), input_spec.dtype)  # fmt: skip
+            request.input.example_list.examples
+            if kind == "example_list"
+            else request.input.example_list_with_context.examples
+            if kind
+            else []
+        )
+        images = (
+            np.stack([_example_image(ex, input_name, input_spec) for ex in examples])
+            if len(examples)
+            else np.zeros((0, *input_spec.shape[1:]), input_spec.dtype)
+        )
         servable, _, outputs = await self.dataplane.infer(
             spec.name, {input_name: images}, version=servable.version
         )
@@ -100,8 +110,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 f"Unknown metadata_field {unknown}; supported: {SIGNATURE_DEF_FIELD!r}, "
                 f"{ZOO_METADATA_FIELD!r}."
             )
-        servable = self.dataplane.repository.get(spec.name, _requested_version(spec),
-                                                 spec.version_label or None)  # fmt: skip
+        servable = self.dataplane.repository.get(
+            spec.name, _requested_version(spec), spec.version_label or None
+        )
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         _fill_model_spec(response.model_spec, servable, "")
         if SIGNATURE_DEF_FIELD in fields:
@@ -169,8 +180,12 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             entry = response.model_version_status.add(
                 version=version, state=STATE_CODES.Value(status.state)
             )
-            entry.status.CopyFrom(status_pb2.StatusProto(
-                error_code=13 if status.error else 0,  # 13: INTERNAL, as TF Serving reports load errors
-                error_message=status.error,
-            ))  # fmt: skip
+            entry.status.CopyFrom(
+                status_pb2.StatusProto(
+                    error_code=13
+                    if status.error
+                    else 0,  # 13: INTERNAL, as TF Serving reports load errors
+                    error_message=status.error,
+                )
+            )
         return response

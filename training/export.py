@@ -49,8 +49,9 @@ def existing_versions(model_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def build_archive(model: keras.Model, head: models.Head, info: datasets.DatasetInfo,
-                  threshold: float) -> keras.export.ExportArchive:  # fmt: skip
+def build_archive(
+    model: keras.Model, head: models.Head, info: datasets.DatasetInfo, threshold: float
+) -> keras.export.ExportArchive:
     """The SavedModel's endpoints around ``model``: preprocessing, both heads' outputs, classes."""
     inference = head.inference_outputs(model)
     archive = keras.export.ExportArchive()
@@ -93,26 +94,37 @@ def signature_summary(info: datasets.DatasetInfo) -> dict:
     classes_shape = [-1] if info.task == datasets.MULTICLASS else [-1, k]
     summary = {
         "serving_default": {
-            "inputs": {"images": {"dtype": "uint8", "shape": [-1, h, w, c],
-                                  "description": "raw pixels 0-255; scaled to [0, 1] in the graph"}},
+            "inputs": {
+                "images": {
+                    "dtype": "uint8",
+                    "shape": [-1, h, w, c],
+                    "description": "raw pixels 0-255; scaled to [0, 1] in the graph",
+                }
+            },
             "outputs": {
                 "probabilities": {"dtype": "float32", "shape": [-1, k]},
                 "classes": {"dtype": "int64", "shape": classes_shape},
                 "logits": {"dtype": "float32", "shape": [-1, k]},
             },
         }
-    }  # fmt: skip
+    }
     if info.input_shape == MNIST_EXAMPLE_SHAPE and k == 10:
         summary["predict_images"] = {
-            "inputs": {"images": {"dtype": "float32", "shape": [-1, 784],
-                                  "description": "pixels in [0, 1], row-major 28x28"}},
+            "inputs": {
+                "images": {
+                    "dtype": "float32",
+                    "shape": [-1, 784],
+                    "description": "pixels in [0, 1], row-major 28x28",
+                }
+            },
             "outputs": {"scores": {"dtype": "float32", "shape": [-1, 10]}},
-        }  # fmt: skip
+        }
     return summary
 
 
-def export_run(run_path: str | os.PathLike, *, name: str, repo: str | os.PathLike,
-               version: int | None = None) -> Path:  # fmt: skip
+def export_run(
+    run_path: str | os.PathLike, *, name: str, repo: str | os.PathLike, version: int | None = None
+) -> Path:
     """Exports the final model of a run as ``repo/name/version``; returns that path.
 
     Args:

@@ -8,6 +8,7 @@ with Keras 3.15 / TF 2.21.
 
 import math
 import time
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -39,8 +40,9 @@ def label_format_for(task: str, head: models.Head, config: TrainConfig) -> str:
 def build_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
     lr = build_schedule(config.schedule, config.lr, total_steps, config.warmup_fraction)
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True,
-                                    weight_decay=config.weight_decay or None)  # fmt: skip
+        return keras.optimizers.SGD(
+            lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay or None
+        )
     if config.optimizer == "adamw":
         return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
     return keras.optimizers.Adam(lr)
@@ -58,8 +60,95 @@ def build_model(config: TrainConfig, info: datasets.DatasetInfo) -> keras.Model:
     )
 
 
-def _limit(n: int) -> int | None:
-    return n or None
+@dataclass
+class Data:
+    """The arrays of both splits and the pipelines built from them."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    steps_per_epoch: int
+
+
+def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str) -> Data:
+    """Both splits and their pipelines; multi-worker runs drop the last, partial batch so that
+    every worker takes the same number of steps."""
+
+    def arrays(split: str, limit: int):
+        return datasets.load_arrays(config.dataset, split, data_dir=config.data_dir or None,
+                                    limit=limit or None, seed=config.seed)  # fmt: skip
+
+    (x_train, y_train), (x_test, y_test) = (
+        arrays("train", config.train_limit),
+        arrays("test", config.test_limit),
+    )
+    one_hot = info.num_classes if label_format == "one_hot" else None
+    multiworker = config.strategy == "multiworker"
+    train = datasets.make_pipeline(
+        x_train, y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed,
+        augmentation=config.augmentation, one_hot_classes=one_hot, drop_remainder=multiworker,
+    )  # fmt: skip
+    test = datasets.make_pipeline(
+        x_test, y_test, batch_size=EVAL_BATCH_SIZE, one_hot_classes=one_hot
+    )
+    steps = (
+        len(x_train) // config.batch_size
+        if multiworker
+        else math.ceil(len(x_train) / config.batch_size)
+    )
+    return Data(x_train, y_train, x_test, y_test, train, test, steps)
+
+
+def open_run(config: TrainConfig, strategy, resume: RunDir | None):
+    """A new run directory, or the resumed one; returns ``(run, checkpoint, history)``."""
+    run = resume or distributed.create_run_dir(config, strategy)
+    if resume is None:
+        config.save(run.config_path)
+        run.write_state(status="running", epochs_done=0, planned_epochs=config.epochs, resumes=[])
+    checkpoint = run.latest_checkpoint()
+    initial_epoch = checkpoint[0] if checkpoint else 0
+    if resume is not None:
+        state = run.read_state()
+        resumes = [*state.get("resumes", []), initial_epoch]
+        run.write_state(**{**state, "status": "running", "resumes": resumes})
+    return run, checkpoint, run.read_history(initial_epoch)
+
+
+def compiled_model(config, info, head, label_format, total_steps: int) -> keras.Model:
+    """The model with the head's loss, the task's metrics and the optimizer with its schedule."""
+    model = build_model(config, info)
+    model.compile(
+        optimizer=build_optimizer(config, total_steps),
+        loss=head.loss(label_smoothing=config.label_smoothing, focal=config.focal,
+                       focal_gamma=config.focal_gamma),
+        metrics=keras_metrics(info.task, label_format, info.num_classes,
+                              from_logits=head.from_logits, threshold=config.threshold),
+        jit_compile=config.jit_compile,
+    )  # fmt: skip
+    return model
+
+
+def fit_callbacks(config, run: RunDir, history: list[dict], data: Data, head, info) -> list:
+    shown = slice(0, TENSORBOARD_EVAL_EXAMPLES)
+    return [
+        LearningRateAndThroughput(len(data.x_train)),  # first: the others log what it adds
+        AtomicCheckpoint(run, history),
+        keras.callbacks.TensorBoard(run.logs, histogram_freq=config.histogram_freq),
+        TensorBoardExtras(run.logs, data.x_test[shown], data.y_test[shown], head, info.class_names,
+                          info.task, config.threshold, config.sample_images),
+    ]  # fmt: skip
+
+
+def final_report(model, head, info, config, data: Data) -> dict:
+    """Test metrics of the final model: accuracy and confusion matrix, or F1 and mAP."""
+    outputs = model.predict(scale_pixels(data.x_test), batch_size=EVAL_BATCH_SIZE, verbose=0)
+    probabilities = head.probabilities(tf.constant(outputs, tf.float32)).numpy()
+    if info.task == datasets.MULTICLASS:
+        return multiclass_report(probabilities, np.asarray(data.y_test))
+    return multilabel_report(probabilities, data.y_test, config.threshold)
 
 
 def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2) -> RunDir:
@@ -76,107 +165,50 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
     # 1. The strategy comes first: MultiWorkerMirroredStrategy must exist before any TF op runs.
     strategy = distributed.build_strategy(config.strategy)
     runtime.seed_everything(config.seed, config.deterministic)
-
-    # 2. Data, before the run directory exists: a dataset that cannot load leaves nothing behind.
     info = datasets.get_info(config.dataset)
     head = models.get_head(config.head)
     label_format = label_format_for(info.task, head, config)
-    data_dir = config.data_dir or None
-    x_train, y_train = datasets.load_arrays(config.dataset, "train", data_dir=data_dir,
-                                            limit=_limit(config.train_limit), seed=config.seed)  # fmt: skip
-    x_test, y_test = datasets.load_arrays(config.dataset, "test", data_dir=data_dir,
-                                          limit=_limit(config.test_limit), seed=config.seed)  # fmt: skip
-    one_hot = info.num_classes if label_format == "one_hot" else None
-    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    if config.strategy == "multiworker":
-        steps_per_epoch = len(x_train) // config.batch_size
-    train_data = datasets.make_pipeline(
-        x_train, y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-        augmentation=config.augmentation, one_hot_classes=one_hot,
-        drop_remainder=config.strategy == "multiworker",
-    )  # fmt: skip
-    test_data = datasets.make_pipeline(x_test, y_test, batch_size=EVAL_BATCH_SIZE,
-                                       one_hot_classes=one_hot)  # fmt: skip
 
-    # 3. The run directory: new, or the resumed one with its newest checkpoint.
-    run = resume or distributed.create_run_dir(config, strategy)
-    if resume is None:
-        config.save(run.config_path)
-        run.write_state(status="running", epochs_done=0, planned_epochs=config.epochs, resumes=[])
-    checkpoint = run.latest_checkpoint()
+    # 2. Data before the run directory: a dataset that cannot load leaves nothing behind.
+    data = load_data(config, info, label_format)
+    run, checkpoint, history = open_run(config, strategy, resume)
     initial_epoch = checkpoint[0] if checkpoint else 0
-    if resume is not None:
-        state = run.read_state()
-        run.write_state(**{**state, "status": "running",
-                           "resumes": [*state.get("resumes", []), initial_epoch]})  # fmt: skip
-    history = run.read_history(initial_epoch)
 
-    # 4. Model, optimizer, loss and metrics, inside the strategy's scope.
+    # 3. Model (new, or from the checkpoint with its optimizer state) in the strategy's scope.
     with runtime.dtype_policy(runtime.resolve_precision(config.mixed_precision)), strategy.scope():
         if checkpoint:
             model = keras.saving.load_model(checkpoint[1])
         else:
-            model = build_model(config, info)
-            model.compile(
-                optimizer=build_optimizer(config, steps_per_epoch * config.epochs),
-                loss=head.loss(label_smoothing=config.label_smoothing, focal=config.focal,
-                               focal_gamma=config.focal_gamma),
-                metrics=keras_metrics(info.task, label_format, info.num_classes,
-                                      from_logits=head.from_logits, threshold=config.threshold),
-                jit_compile=config.jit_compile,
-            )  # fmt: skip
+            total_steps = data.steps_per_epoch * config.epochs
+            model = compiled_model(config, info, head, label_format, total_steps)
+            hparams = {**config.to_dict(), "model_options": str(config.model_options)}
+            write_hparams(run.logs, hparams, run.path.name)
         model.jit_compile = config.jit_compile
 
-        # 5. Train.
-        if resume is None:
-            write_hparams(run.logs, {**config.to_dict(), "model_options": str(config.model_options)},
-                          run.path.name)  # fmt: skip
+        # 4. Train: Keras fit, or the custom distributed step for multi-worker runs.
         start = time.perf_counter()
         if config.strategy == "multiworker":
             distributed.fit_multiworker(
-                strategy, model, train_data, run=run, history=history, epochs=config.epochs,
-                initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                strategy, model, data.train, run=run, history=history, epochs=config.epochs,
+                initial_epoch=initial_epoch, steps_per_epoch=data.steps_per_epoch,
                 batch_size=config.batch_size, verbose=verbose,
             )  # fmt: skip
         elif initial_epoch < config.epochs:
             model.fit(
-                train_data,
-                validation_data=test_data,
-                epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                shuffle=False,  # the pipeline shuffles
-                callbacks=[
-                    LearningRateAndThroughput(len(x_train)),
-                    AtomicCheckpoint(run, history),
-                    keras.callbacks.TensorBoard(run.logs, histogram_freq=config.histogram_freq),
-                    TensorBoardExtras(
-                        run.logs, x_test[:TENSORBOARD_EVAL_EXAMPLES],
-                        y_test[:TENSORBOARD_EVAL_EXAMPLES], head, info.class_names, info.task,
-                        config.threshold, config.sample_images,
-                    ),
-                ],
-                verbose=verbose,
+                data.train, validation_data=data.test, epochs=config.epochs,
+                initial_epoch=initial_epoch, shuffle=False,  # the pipeline shuffles
+                callbacks=fit_callbacks(config, run, history, data, head, info), verbose=verbose,
             )  # fmt: skip
         seconds = time.perf_counter() - start
 
-    # 6. Final evaluation on the test split, final model, metrics.
-    outputs = model.predict(scale_pixels(x_test), batch_size=EVAL_BATCH_SIZE, verbose=0)
-    probabilities = head.probabilities(tf.constant(outputs, tf.float32)).numpy()
-    if info.task == datasets.MULTICLASS:
-        report = multiclass_report(probabilities, np.asarray(y_test))
-    else:
-        report = multilabel_report(probabilities, y_test, config.threshold)
+    # 5. Final evaluation on the test split, final model, metrics.
+    report = final_report(model, head, info, config, data)
     run.save_final_model(model)
     if distributed.is_chief(strategy):
         write_final_metrics(run.logs, report, step=config.epochs)
-    write_json_atomic(run.metrics_path, {
-        "dataset": info.to_json(),
-        "model": config.model,
-        "head": config.head,
-        "epochs": config.epochs,
-        "test": report,
-        "history": history,
-        "train_seconds_this_session": seconds,
-    })  # fmt: skip
+    metrics = {"dataset": info.to_json(), "model": config.model, "head": config.head,
+               "epochs": config.epochs, "test": report, "history": history,
+               "train_seconds_this_session": seconds}  # fmt: skip
+    write_json_atomic(run.metrics_path, metrics)
     run.write_state(**{**run.read_state(), "status": "completed", "epochs_done": config.epochs})
     return run

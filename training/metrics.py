@@ -55,8 +55,9 @@ def top_k(num_classes: int) -> int:
     return min(5, num_classes - 1)
 
 
-def keras_metrics(task: str, label_format: str, num_classes: int, *, from_logits: bool,
-                  threshold: float) -> list:  # fmt: skip
+def keras_metrics(
+    task: str, label_format: str, num_classes: int, *, from_logits: bool, threshold: float
+) -> list:
     """The metrics ``model.compile`` tracks each epoch for a dataset's task and label format."""
     if task == MULTICLASS:
         k = top_k(num_classes)
@@ -73,9 +74,14 @@ def keras_metrics(task: str, label_format: str, num_classes: int, *, from_logits
         ExactMatch(threshold=threshold, from_logits=from_logits),
         MultilabelF1(from_logits, average="micro", threshold=threshold, name="micro_f1"),
         MultilabelF1(from_logits, average="macro", threshold=threshold, name="macro_f1"),
-        keras.metrics.AUC(curve="PR", multi_label=True, num_labels=num_classes,
-                          from_logits=from_logits, name="pr_auc"),
-    ]  # fmt: skip
+        keras.metrics.AUC(
+            curve="PR",
+            multi_label=True,
+            num_labels=num_classes,
+            from_logits=from_logits,
+            name="pr_auc",
+        ),
+    ]
 
 
 def multiclass_report(probabilities: np.ndarray, labels: np.ndarray) -> dict:

@@ -65,8 +65,15 @@ def confusion_figure(confusion: np.ndarray, class_names):
     if len(class_names) <= 20:
         limit = confusion.max() / 2 if confusion.size else 0
         for (i, j), count in np.ndenumerate(confusion):
-            ax.text(j, i, count, ha="center", va="center", fontsize=6,
-                    color="white" if count > limit else "black")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                count,
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if count > limit else "black",
+            )
     return figure
 
 
@@ -108,8 +115,9 @@ class TensorBoardExtras(keras.callbacks.Callback):
     def _log_samples(self, predicted):
         n = self.sample_images
         if n:
-            figure = sample_grid(self.images[:n], self.labels[:n], predicted[:n],
-                                 self.class_names, self.task)  # fmt: skip
+            figure = sample_grid(
+                self.images[:n], self.labels[:n], predicted[:n], self.class_names, self.task
+            )
             tf.summary.image("samples", figure_to_image(figure))
 
     def _log_multiclass(self, probabilities):

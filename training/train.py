@@ -5,12 +5,12 @@ Example:
 """
 
 import argparse
-import re
 import sys
 
 import yaml
 
-from training.config import FIELDS, TrainConfig, build_config, field_type, load_yaml
+from training.config import FIELDS, TrainConfig, build_config, load_yaml
+from zoo.commands.help import add_dataclass_flags, given_values
 
 EXAMPLES = """
   zoo train --config configs/mnist_fastnet.yaml                # a shipped config
@@ -19,19 +19,6 @@ EXAMPLES = """
   zoo train --resume runs/mnist-mnist_cnn-softmax/20261128-101500   # continue a killed run
   TF_CONFIG=... zoo train --config configs/mnist_cnn.yaml --strategy multiworker
 """
-
-
-def _field_help() -> dict[str, str]:
-    """Each field's description, from the ``Args:`` section of TrainConfig's docstring."""
-    help_text, current = {}, None
-    for line in (TrainConfig.__doc__ or "").splitlines():
-        match = re.match(r"^\s{8}(\w+): (.*)$", line)
-        if match and match.group(1) in FIELDS:
-            current = match.group(1)
-            help_text[current] = match.group(2)
-        elif current and line.startswith(" " * 12):
-            help_text[current] += " " + line.strip()
-    return help_text
 
 
 def _parse_mapping(text: str) -> dict:
@@ -51,29 +38,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output (for CI)")
     fields = parser.add_argument_group("config keys (also valid in the YAML file)")
-    descriptions = _field_help()
-    for name in FIELDS:
-        flag = "--" + name.replace("_", "-")
-        kind = field_type(name)
-        if kind is bool:
-            fields.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=descriptions.get(name))  # fmt: skip
-        else:
-            parse = _parse_mapping if kind is dict else kind
-            fields.add_argument(flag, type=parse, default=None, help=descriptions.get(name))
+    add_dataclass_flags(fields, TrainConfig, parsers={dict: _parse_mapping})
 
 
 def run(args: argparse.Namespace) -> int:
     from training.loop import train
     from training.run_dir import RunDir
 
-    overrides = {name: getattr(args, name) for name in FIELDS}
+    overrides = given_values(args, list(FIELDS))
     if args.resume:
         run_dir = RunDir.open(args.resume)
         config = build_config(load_yaml(run_dir.config_path))
-        if any(value is not None for value in overrides.values()) or args.config:
-            print("zoo train: --resume continues with the run's own config.yaml; other flags are ignored.",
-                  file=sys.stderr)  # fmt: skip
+        if overrides or args.config:
+            print(
+                "zoo train: --resume continues with the run's own config.yaml; other flags are ignored.",
+                file=sys.stderr,
+            )
     else:
         run_dir = None
         config = build_config(load_yaml(args.config) if args.config else {}, overrides)

@@ -214,8 +214,11 @@ def test_focal_loss_with_gamma_zero_is_cross_entropy(focal_head, task_labels):
     )
     head = get_head(focal_head)
     focal = head.loss(focal=True, focal_gamma=0.0)(y, z).numpy()
-    plain = (keras.losses.CategoricalCrossentropy(from_logits=True) if head.activation == "softmax"
-             else keras.losses.BinaryCrossentropy(from_logits=True))(y, z).numpy()  # fmt: skip
+    plain = (
+        keras.losses.CategoricalCrossentropy(from_logits=True)
+        if head.activation == "softmax"
+        else keras.losses.BinaryCrossentropy(from_logits=True)
+    )(y, z).numpy()
     alpha = (
         0.25 if head.activation == "softmax" else 1.0
     )  # Keras' categorical focal loss scales by alpha

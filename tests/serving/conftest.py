@@ -17,9 +17,18 @@ from training.loop import train
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    config = build_config({"model": "mnist_cnn", "epochs": 1, "train_limit": 1024, "test_limit": 64,
-                           "batch_size": 64, "histogram_freq": 0, "sample_images": 0,
-                           "runs_root": str(tmp_path_factory.mktemp("runs"))})  # fmt: skip
+    config = build_config(
+        {
+            "model": "mnist_cnn",
+            "epochs": 1,
+            "train_limit": 1024,
+            "test_limit": 64,
+            "batch_size": 64,
+            "histogram_freq": 0,
+            "sample_images": 0,
+            "runs_root": str(tmp_path_factory.mktemp("runs")),
+        }
+    )
     return train(config, verbose=0)
 
 
@@ -44,8 +53,15 @@ def make_repo(tmp_path, exported_version):
 def server(tmp_path_factory, exported_version):
     root = tmp_path_factory.mktemp("repo")
     shutil.copytree(exported_version, root / "mnist" / "1")
-    settings = ServerSettings(model_repo=str(root), host="127.0.0.1", port=0, metrics_port=0,
-                              poll_seconds=0.2, max_request_batch=64, auth_token="")  # fmt: skip
+    settings = ServerSettings(
+        model_repo=str(root),
+        host="127.0.0.1",
+        port=0,
+        metrics_port=0,
+        poll_seconds=0.2,
+        max_request_batch=64,
+        auth_token="",
+    )
     with ServerThread(settings) as running:
         yield running
 

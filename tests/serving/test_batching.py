@@ -60,8 +60,9 @@ def test_full_queue_is_unavailable():
     gate = threading.Event()
 
     async def scenario():
-        batcher = DynamicBatcher(lambda x: (gate.wait(5), x)[1], BatchingOptions(max_queue=2),
-                                 ThreadPoolExecutor(1))  # fmt: skip
+        batcher = DynamicBatcher(
+            lambda x: (gate.wait(5), x)[1], BatchingOptions(max_queue=2), ThreadPoolExecutor(1)
+        )
         tasks = [asyncio.create_task(batcher.submit({"x": np.zeros((1, 1))}, 1))]
         await asyncio.sleep(0.05)  # the first request is in the model; two more fill the queue
         tasks += [asyncio.create_task(batcher.submit({"x": np.zeros((1, 1))}, 1)) for _ in range(2)]
@@ -83,8 +84,9 @@ def test_max_wait_collects_a_fuller_batch():
         return inputs
 
     async def scenario():
-        batcher = DynamicBatcher(run, BatchingOptions(max_batch_size=4, max_wait_us=200_000),
-                                 ThreadPoolExecutor(1))  # fmt: skip
+        batcher = DynamicBatcher(
+            run, BatchingOptions(max_batch_size=4, max_wait_us=200_000), ThreadPoolExecutor(1)
+        )
         tasks = []
         for _ in range(4):
             tasks.append(asyncio.create_task(batcher.submit({"x": np.zeros((1, 1))}, 1)))

@@ -30,8 +30,13 @@ def test_infer_with_raw_contents(triton_client, client, test_images):
     images, _ = test_images
     tensor = triton.InferInput("images", list(images[:4].shape), "UINT8")
     tensor.set_data_from_numpy(images[:4])
-    result = triton_client.infer("mnist", [tensor], model_version="1", request_id="r1",
-                                 outputs=[triton.InferRequestedOutput("probabilities")])  # fmt: skip
+    result = triton_client.infer(
+        "mnist",
+        [tensor],
+        model_version="1",
+        request_id="r1",
+        outputs=[triton.InferRequestedOutput("probabilities")],
+    )
     probabilities = result.as_numpy("probabilities")
     assert probabilities.shape == (4, 10) and result.as_numpy("classes") is None
     assert result.get_response().id == "r1"

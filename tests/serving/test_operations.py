@@ -26,8 +26,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings_for(repo, **overrides):
-    values = {"model_repo": str(repo), "host": "127.0.0.1", "port": 0, "metrics_port": -1,
-              "poll_seconds": 0.2, "auth_token": ""}  # fmt: skip
+    values = {
+        "model_repo": str(repo),
+        "host": "127.0.0.1",
+        "port": 0,
+        "metrics_port": -1,
+        "poll_seconds": 0.2,
+        "auth_token": "",
+    }
     return ServerSettings(**{**values, **overrides})
 
 
@@ -43,8 +49,12 @@ def test_reflection_lists_both_protocols(channel):
     request = reflection_pb2.ServerReflectionRequest(list_services="")
     response = next(stub.ServerReflectionInfo(iter([request]), timeout=10))
     names = {s.name for s in response.list_services_response.service}
-    assert {"tensorflow.serving.PredictionService", "tensorflow.serving.ModelService",
-            "inference.GRPCInferenceService", "grpc.health.v1.Health"} <= names  # fmt: skip
+    assert {
+        "tensorflow.serving.PredictionService",
+        "tensorflow.serving.ModelService",
+        "inference.GRPCInferenceService",
+        "grpc.health.v1.Health",
+    } <= names
 
 
 def test_prometheus_metrics(server, client, test_images):
@@ -58,8 +68,12 @@ def test_prometheus_metrics(server, client, test_images):
     )
     assert 'zoo_requests_total{code="OK",method="Predict",model="mnist"}' in text
     assert 'zoo_requests_total{code="INVALID_ARGUMENT",method="Predict",model="mnist"}' in text
-    for family in ("zoo_request_latency_seconds_bucket", "zoo_batch_size_bucket", "zoo_queue_seconds_bucket",
-                   'zoo_model_versions_loaded{model="mnist"} 1.0'):  # fmt: skip
+    for family in (
+        "zoo_request_latency_seconds_bucket",
+        "zoo_batch_size_bucket",
+        "zoo_queue_seconds_bucket",
+        'zoo_model_versions_loaded{model="mnist"} 1.0',
+    ):
         assert family in text
 
 
@@ -127,23 +141,44 @@ def make_certificates(folder: Path) -> dict[str, Path]:
             "-out",
             f"{name}.csr",
         )
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "san.cnf", "-out", f"{name}.pem")  # fmt: skip
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+            "-out",
+            f"{name}.pem",
+        )
     return {p.stem + p.suffix: p for p in folder.iterdir()}
 
 
 def test_mutual_tls(make_repo, tmp_path, test_images):
     certs = make_certificates(tmp_path)
-    settings = settings_for(make_repo(), tls_cert=str(certs["server.pem"]), tls_key=str(certs["server.key"]),
-                            tls_client_ca=str(certs["ca.pem"]))  # fmt: skip
+    settings = settings_for(
+        make_repo(),
+        tls_cert=str(certs["server.pem"]),
+        tls_key=str(certs["server.key"]),
+        tls_client_ca=str(certs["ca.pem"]),
+    )
     with ServerThread(settings) as running:
         target = f"localhost:{running.port}"
         ca = certs["ca.pem"].read_bytes()
         client_pair = (certs["client.key"].read_bytes(), certs["client.pem"].read_bytes())
         client = PredictionClient(target, root_certificates=ca, client_certificate=client_pair)
         assert client.predict("mnist", test_images[0][:2])["classes"].shape == (2,)
-        for bad in (PredictionClient(target, root_certificates=ca, timeout=5),  # no client certificate
-                    PredictionClient(target, timeout=5)):  # plaintext  # fmt: skip
+        for bad in (
+            PredictionClient(target, root_certificates=ca, timeout=5),  # no client certificate
+            PredictionClient(target, timeout=5),
+        ):  # plaintext
             with pytest.raises(grpc.RpcError) as error:
                 bad.predict("mnist", test_images[0][:1])
             assert error.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -198,10 +233,26 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images)
     port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--model-repo", str(make_repo()), "--host", "127.0.0.1",
-         "--port", str(port), "--metrics-port", "-1", "--grace-seconds", "20"],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "--model-repo",
+            str(make_repo()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--metrics-port",
+            "-1",
+            "--grace-seconds",
+            "20",
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     client = PredictionClient(f"127.0.0.1:{port}", timeout=30)
     deadline = time.monotonic() + 120
     while True:

@@ -17,8 +17,14 @@ from serving.settings import BatchingOptions, ServerSettings
 
 
 def settings_for(repo, **overrides):
-    values = {"model_repo": str(repo), "host": "127.0.0.1", "port": 0, "metrics_port": -1,
-              "poll_seconds": 0.1, "auth_token": ""}  # fmt: skip
+    values = {
+        "model_repo": str(repo),
+        "host": "127.0.0.1",
+        "port": 0,
+        "metrics_port": -1,
+        "poll_seconds": 0.1,
+        "auth_token": "",
+    }
     return ServerSettings(**{**values, **overrides})
 
 

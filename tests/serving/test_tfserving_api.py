@@ -128,12 +128,25 @@ def test_get_model_status(channel):
 
 def test_not_found_errors(stub, test_images):
     images, _ = test_images
-    expect_error(stub.Predict, predict_request(images[:1], model="nope"), grpc.StatusCode.NOT_FOUND,
-                 "Model 'nope' not found. Serving: mnist")  # fmt: skip
-    expect_error(stub.Predict, predict_request(images[:1], version=9), grpc.StatusCode.NOT_FOUND,
-                 "version 9 not found. Available versions: [1]")  # fmt: skip
-    expect_error(stub.Predict, predict_request(images[:1], signature="nope"), grpc.StatusCode.NOT_FOUND,
-                 "no signature 'nope'", "predict_images, serving_default")  # fmt: skip
+    expect_error(
+        stub.Predict,
+        predict_request(images[:1], model="nope"),
+        grpc.StatusCode.NOT_FOUND,
+        "Model 'nope' not found. Serving: mnist",
+    )
+    expect_error(
+        stub.Predict,
+        predict_request(images[:1], version=9),
+        grpc.StatusCode.NOT_FOUND,
+        "version 9 not found. Available versions: [1]",
+    )
+    expect_error(
+        stub.Predict,
+        predict_request(images[:1], signature="nope"),
+        grpc.StatusCode.NOT_FOUND,
+        "no signature 'nope'",
+        "predict_images, serving_default",
+    )
     request = predict_request(images[:1])
     request.model_spec.version_label = "stable"
     expect_error(stub.Predict, request, grpc.StatusCode.NOT_FOUND, "no version label 'stable'")
@@ -142,20 +155,32 @@ def test_not_found_errors(stub, test_images):
 @pytest.mark.parametrize(
     ("make_request", "fragments"),
     [
-        (lambda x: predict_request(x[:2], name="pixels"),
-         ["missing input(s) ['images']", "unexpected input(s) ['pixels']"]),
-        (lambda x: predict_request(x[:2].astype(np.float32)),
-         ["Input 'images': expected dtype uint8, received float32"]),
-        (lambda x: predict_request(x[:2].reshape(2, 784)),
-         ["Input 'images': expected shape [-1, 28, 28, 1], received [2, 784]"]),
+        (
+            lambda x: predict_request(x[:2], name="pixels"),
+            ["missing input(s) ['images']", "unexpected input(s) ['pixels']"],
+        ),
+        (
+            lambda x: predict_request(x[:2].astype(np.float32)),
+            ["Input 'images': expected dtype uint8, received float32"],
+        ),
+        (
+            lambda x: predict_request(x[:2].reshape(2, 784)),
+            ["Input 'images': expected shape [-1, 28, 28, 1], received [2, 784]"],
+        ),
         (lambda x: predict_request(x[:0]), ["Input 'images': the batch is empty"]),
-        (lambda x: predict_request(np.zeros((65, 28, 28, 1), np.uint8)),
-         ["batch of 65 examples exceeds the limit of 64"]),
-        (lambda x: predict_request(np.full((1, 784), np.nan, np.float32), signature="predict_images"),
-         ["Input 'images': 784 value(s) are NaN or Inf"]),
+        (
+            lambda x: predict_request(np.zeros((65, 28, 28, 1), np.uint8)),
+            ["batch of 65 examples exceeds the limit of 64"],
+        ),
+        (
+            lambda x: predict_request(
+                np.full((1, 784), np.nan, np.float32), signature="predict_images"
+            ),
+            ["Input 'images': 784 value(s) are NaN or Inf"],
+        ),
     ],
     ids=["missing-extra", "dtype", "shape", "empty", "over-limit", "nan"],
-)  # fmt: skip
+)
 def test_invalid_arguments_name_tensor_expected_and_received(
     stub, test_images, make_request, fragments
 ):
@@ -167,8 +192,12 @@ def test_invalid_arguments_name_tensor_expected_and_received(
 def test_tensor_bytes_that_do_not_match_the_shape(stub, test_images):
     request = predict_request(test_images[0][:2])
     request.inputs["images"].tensor_content = request.inputs["images"].tensor_content[:100]
-    expect_error(stub.Predict, request, grpc.StatusCode.INVALID_ARGUMENT,
-                 "tensor_content has 100 bytes, but shape [2, 28, 28, 1] of DT_UINT8 needs 1568")  # fmt: skip
+    expect_error(
+        stub.Predict,
+        request,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "tensor_content has 100 bytes, but shape [2, 28, 28, 1] of DT_UINT8 needs 1568",
+    )
 
 
 def test_bad_requests_never_affect_good_ones(stub, test_images):
@@ -195,13 +224,19 @@ def test_concurrent_requests_are_batched_and_answered_correctly(stub, server, te
     from concurrent.futures import ThreadPoolExecutor
 
     images, _ = test_images
-    expected = [stub.Predict(predict_request(images[i : i + 1]), timeout=30).outputs["classes"].int64_val[0]
-                for i in range(32)]  # fmt: skip
+    expected = [
+        stub.Predict(predict_request(images[i : i + 1]), timeout=30).outputs["classes"].int64_val[0]
+        for i in range(32)
+    ]
     with ThreadPoolExecutor(32) as pool:
-        answers = list(pool.map(
-            lambda i: stub.Predict(predict_request(images[i : i + 1]), timeout=30).outputs["classes"].int64_val[0],
-            list(range(32)) * 4,
-        ))  # fmt: skip
+        answers = list(
+            pool.map(
+                lambda i: stub.Predict(predict_request(images[i : i + 1]), timeout=30)
+                .outputs["classes"]
+                .int64_val[0],
+                list(range(32)) * 4,
+            )
+        )
     assert answers == expected * 4
     histogram = server.dataplane.metrics.batch_size.labels("mnist")
     samples = {

@@ -33,8 +33,12 @@ def test_npz_missing_arrays_names_them(tmp_path):
 
 
 def test_idx_folder_round_trip(tmp_path):
-    arrays = {"x_train": random_images(5, (28, 28)), "y_train": np.arange(5),
-              "x_test": random_images(3, (28, 28), 3), "y_test": np.arange(3)}  # fmt: skip
+    arrays = {
+        "x_train": random_images(5, (28, 28)),
+        "y_train": np.arange(5),
+        "x_test": random_images(3, (28, 28), 3),
+        "y_test": np.arange(3),
+    }
     for key, filename in formats.IDX_FILES.items():
         write_idx(tmp_path / filename, arrays[key])
     x_train, y_train, x_test, y_test = formats.read_idx_dir(tmp_path)

@@ -15,9 +15,17 @@ from zoo import cli
 
 @pytest.fixture(scope="module", params=["softmax", "logits"])
 def mnist_run(request, tmp_path_factory):
-    config = build_config({"model": "mnist_cnn", "head": request.param, "epochs": 1,
-                           "train_limit": 256, "test_limit": 64, "batch_size": 64,
-                           "runs_root": str(tmp_path_factory.mktemp("runs"))})  # fmt: skip
+    config = build_config(
+        {
+            "model": "mnist_cnn",
+            "head": request.param,
+            "epochs": 1,
+            "train_limit": 256,
+            "test_limit": 64,
+            "batch_size": 64,
+            "runs_root": str(tmp_path_factory.mktemp("runs")),
+        }
+    )
     return train(config, verbose=0)
 
 
@@ -97,9 +105,19 @@ def test_failed_export_leaves_no_version(mnist_run, tmp_path, monkeypatch):
 
 
 def test_multilabel_export_classes_are_indicators(tmp_path):
-    config = build_config({"model": "mlp", "dataset": "mnist_multilabel", "head": "sigmoid_logits",
-                           "epochs": 1, "train_limit": 64, "test_limit": 16, "batch_size": 32,
-                           "runs_root": str(tmp_path / "runs"), "histogram_freq": 0})  # fmt: skip
+    config = build_config(
+        {
+            "model": "mlp",
+            "dataset": "mnist_multilabel",
+            "head": "sigmoid_logits",
+            "epochs": 1,
+            "train_limit": 64,
+            "test_limit": 16,
+            "batch_size": 32,
+            "runs_root": str(tmp_path / "runs"),
+            "histogram_freq": 0,
+        }
+    )
     run = train(config, verbose=0)
     path = export_run(run.path, name="digits", repo=tmp_path / "repo")
     serving = tf.saved_model.load(str(path)).signatures["serving_default"]

@@ -32,9 +32,12 @@ def test_shuffle_is_a_seeded_permutation_that_changes_each_epoch():
 
 def test_one_hot_labels_and_drop_remainder():
     dataset = make_pipeline(
-        random_images(10, (4, 4, 1)), np.arange(10) % 3, batch_size=4,
-        one_hot_classes=3, drop_remainder=True,
-    )  # fmt: skip
+        random_images(10, (4, 4, 1)),
+        np.arange(10) % 3,
+        batch_size=4,
+        one_hot_classes=3,
+        drop_remainder=True,
+    )
     x, y = collect(dataset)
     assert len(x) == 8 and y.shape == (8, 3)
     np.testing.assert_array_equal(y.argmax(1), np.arange(8) % 3)

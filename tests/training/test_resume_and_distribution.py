@@ -26,8 +26,22 @@ def environment(**extra):
 
 
 def test_sigkill_then_resume_continues_from_checkpoint(tmp_path):
-    argv = ["--model", "mlp", "--epochs", "8", "--train-limit", "4096", "--test-limit", "64",
-            "--batch-size", "32", "--runs-root", str(tmp_path), "--histogram-freq", "0"]  # fmt: skip
+    argv = [
+        "--model",
+        "mlp",
+        "--epochs",
+        "8",
+        "--train-limit",
+        "4096",
+        "--test-limit",
+        "64",
+        "--batch-size",
+        "32",
+        "--runs-root",
+        str(tmp_path),
+        "--histogram-freq",
+        "0",
+    ]
     process = subprocess.Popen(train_command(*argv), cwd=ROOT, env=environment())
     deadline = time.monotonic() + 120
     checkpoint = None
@@ -44,8 +58,13 @@ def test_sigkill_then_resume_continues_from_checkpoint(tmp_path):
     killed_at = run.read_state()["epochs_done"]
     assert run.read_state()["status"] == "running" and 2 <= killed_at < 8
 
-    subprocess.run(train_command("--resume", str(run.path)), cwd=ROOT, env=environment(),
-                   check=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        train_command("--resume", str(run.path)),
+        cwd=ROOT,
+        env=environment(),
+        check=True,
+        timeout=300,
+    )
     state = run.read_state()
     assert state["status"] == "completed" and state["epochs_done"] == 8
     assert state["resumes"] and state["resumes"][0] >= 2, "resumed from a checkpoint, not scratch"
@@ -69,9 +88,24 @@ def test_two_workers_end_with_identical_weights_and_falling_loss(tmp_path):
     processes = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        argv = ["--model", "mlp", "--strategy", "multiworker", "--epochs", "3", "--train-limit",
-                "1024", "--test-limit", "64", "--batch-size", "64", "--lr", "0.002",
-                "--runs-root", str(tmp_path / f"worker{index}")]  # fmt: skip
+        argv = [
+            "--model",
+            "mlp",
+            "--strategy",
+            "multiworker",
+            "--epochs",
+            "3",
+            "--train-limit",
+            "1024",
+            "--test-limit",
+            "64",
+            "--batch-size",
+            "64",
+            "--lr",
+            "0.002",
+            "--runs-root",
+            str(tmp_path / f"worker{index}"),
+        ]
         env = environment(TF_CONFIG=json.dumps(tf_config))
         processes.append(subprocess.Popen(train_command(*argv), cwd=ROOT, env=env))
     for process in processes:

@@ -51,8 +51,15 @@ def test_shipped_config_short_run_writes_everything(config_path, tmp_path, tiny_
 
 
 def test_same_seed_reproduces_metrics(tmp_path):
-    kwargs = {"model": "mnist_cnn", "epochs": 2, "train_limit": 256, "test_limit": 64,
-              "batch_size": 32, "augmentation": "shift", "runs_root": str(tmp_path)}  # fmt: skip
+    kwargs = {
+        "model": "mnist_cnn",
+        "epochs": 2,
+        "train_limit": 256,
+        "test_limit": 64,
+        "batch_size": 32,
+        "augmentation": "shift",
+        "runs_root": str(tmp_path),
+    }
     first = json.loads(train(build_config(kwargs), verbose=0).metrics_path.read_text())
     second = json.loads(train(build_config(kwargs), verbose=0).metrics_path.read_text())
     assert first["test"]["accuracy"] == second["test"]["accuracy"]
@@ -95,8 +102,9 @@ def test_foreign_directory_is_not_a_run(tmp_path, capsys):
     (tmp_path / "stuff.txt").write_text("x")
     code, err = run_cli("train", "--resume", str(tmp_path), capsys=capsys)
     assert code == 2 and "is not a zoo run directory" in err
-    code, err = run_cli("export", str(tmp_path), "--name", "m", "--repo", str(tmp_path / "repo"),
-                        capsys=capsys)  # fmt: skip
+    code, err = run_cli(
+        "export", str(tmp_path), "--name", "m", "--repo", str(tmp_path / "repo"), capsys=capsys
+    )
     assert code == 2 and "is not a zoo run directory" in err
     assert not (tmp_path / "repo").exists()
 
@@ -105,8 +113,15 @@ def test_dataset_that_cannot_load_leaves_no_run_directory(tmp_path, monkeypatch)
     from training.datasets import sources
 
     monkeypatch.setattr(sources, "is_online", lambda host, timeout=0: False)
-    config = build_config({"model": "resnet20", "dataset": "cifar10", "head": "logits",
-                           "runs_root": str(tmp_path / "runs"), "data_dir": str(tmp_path)})  # fmt: skip
+    config = build_config(
+        {
+            "model": "resnet20",
+            "dataset": "cifar10",
+            "head": "logits",
+            "runs_root": str(tmp_path / "runs"),
+            "data_dir": str(tmp_path),
+        }
+    )
     with pytest.raises(Exception, match="not available offline"):
         train(config, verbose=0)
     assert not (tmp_path / "runs").exists()

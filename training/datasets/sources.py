@@ -139,8 +139,10 @@ def _not_found_message(name: str, data_dir: Path | None) -> str:
     if data_dir is None:
         looked.append("--data-dir / ZOO_DATA_DIR: not set")
     else:
-        looked += [f"{path}{'/' if reader is None else ''}: not found"
-                   for path, reader in local_candidates(name, data_dir)]  # fmt: skip
+        looked += [
+            f"{path}{'/' if reader is None else ''}: not found"
+            for path, reader in local_candidates(name, data_dir)
+        ]
     if name in EMBEDDED:
         looked.append(f"{EMBEDDED[name][0]} (embedded copy): missing")
     looked.append(f"TensorFlow Datasets cache {tfds_dir() / name}: not prepared")

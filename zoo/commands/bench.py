@@ -6,6 +6,7 @@ EXAMPLES = """
   zoo bench pipeline            # input pipeline vs the reference convnet's training speed
   zoo bench train               # keras-io recipe vs the zoo's configs, MNIST and Fashion-MNIST
   zoo bench train --quick       # 2 epochs each, one seed: a smoke run
+  zoo bench train --data-dir ../shared/data   # where fashion_mnist.npz is
   zoo bench serve               # zoo serve vs bare model vs naive server, concurrency 1-64
 """
 
@@ -17,6 +18,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("which", choices=["pipeline", "train", "serve"])
     parser.add_argument("--quick", action="store_true", help="train: 2 epochs and one seed")
     parser.add_argument("--seeds", type=int, default=3, help="train: seeds of the zoo config")
+    parser.add_argument(
+        "--data-dir", help="train: folder with fashion_mnist.npz (default: $ZOO_DATA_DIR)"
+    )
     parser.add_argument(
         "--max-requests", type=int, default=3000, help="serve: per concurrency level"
     )
@@ -33,7 +37,7 @@ def run(args) -> int:
     elif args.which == "train":
         from bench import train
 
-        train.run(seeds=1 if args.quick else args.seeds, quick=args.quick)
+        train.run(seeds=1 if args.quick else args.seeds, quick=args.quick, data_dir=args.data_dir)
     else:
         from bench import serve
 

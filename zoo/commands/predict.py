@@ -61,8 +61,11 @@ def run(args) -> int:
     if not args.images and not args.dataset:
         raise ZooError("Give image files, or --dataset NAME to evaluate on its test split.")
     root = Path(args.ca).read_bytes() if args.ca else None
-    client = PredictionClient(args.server, root_certificates=root,
-                              token=args.token or os.environ.get("ZOO_AUTH_TOKEN", ""))  # fmt: skip
+    client = PredictionClient(
+        args.server,
+        root_certificates=root,
+        token=args.token or os.environ.get("ZOO_AUTH_TOKEN", ""),
+    )
     if args.wait:
         wait_until_ready(client.channel, args.server, args.wait)
     if args.dataset:
@@ -129,8 +132,10 @@ def evaluate(client, args) -> int:
     predicted = np.concatenate(predicted)
     if predicted.ndim == 1:
         score = float((predicted == labels).mean())
-        print(f"{args.model} on {len(images)} {args.dataset} test images via {args.server}: "
-              f"accuracy {score:.4f} ({len(images) / seconds:,.0f} images/s)")  # fmt: skip
+        print(
+            f"{args.model} on {len(images)} {args.dataset} test images via {args.server}: "
+            f"accuracy {score:.4f} ({len(images) / seconds:,.0f} images/s)"
+        )
     else:
         score = float((predicted == labels).all(axis=1).mean())
         print(f"{args.model} on {len(images)} {args.dataset} test images: exact match {score:.4f}")

@@ -6,7 +6,10 @@ from zoo.commands.help import add_command
 
 def add_parser(subparsers) -> None:
     parser = add_command(
-        subparsers, "train", "Train a model from a YAML config and flags.", train_script.EXAMPLES,
+        subparsers,
+        "train",
+        "Train a model from a YAML config and flags.",
+        train_script.EXAMPLES,
         train_script.run,
-    )  # fmt: skip
+    )
     train_script.add_arguments(parser)
