@@ -6,7 +6,9 @@ For concurrency 1, 8, 32 and 64, an asyncio gRPC client on loopback sends single
 
 - ``zoo serve`` with dynamic batching, and with ``--no-batching``;
 - the naive server (``bench/naive_server.py``): the same API calling ``model(x)`` per request;
-- the bare SavedModel signature in-process at the same batch sizes: the limit.
+- the bare SavedModel signature in-process at the same batch sizes: the limit;
+- a no-op server answering a fixed response (``bench/noop_server.py``): what Python gRPC and this
+  load generator allow on the same 2 cores, whatever the model.
 
 Targets (issue 6) at concurrency 32: >= 20x the naive server's QPS, p99 <= 30 ms, and the
 fraction of the bare model's batched throughput reported (aim >= 25 %).
@@ -188,6 +190,10 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0) -> dict:
         )
         naive = ["-m", "bench.naive_server", "--model", str(keras_path), "--port", str(port)]
         servers["naive"] = measure_server("naive", naive, port, images, max_requests, max_seconds)
+        noop = ["-m", "bench.noop_server", "--port", str(port)]
+        servers["gRPC ceiling (no-op)"] = measure_server(
+            "gRPC ceiling (no-op)", noop, port, images, max_requests, max_seconds
+        )
 
     zoo32, naive32 = servers["zoo (batching)"]["32"], servers["naive"]["32"]
     targets = {
@@ -199,6 +205,10 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0) -> dict:
         "fraction_target": 0.25,
         "per_request_overhead_ms_at_1": servers["zoo (batching)"]["1"]["p50_ms"]
         - bare["1"]["call_ms"],
+        "fraction_of_grpc_ceiling_at_32": zoo32["qps"]
+        / servers["gRPC ceiling (no-op)"]["32"]["qps"],
+        "grpc_ceiling_fraction_of_bare_at_32": servers["gRPC ceiling (no-op)"]["32"]["qps"]
+        / bare["32"]["images_per_second"],
     }
     result = {
         "bare_model": bare,
@@ -219,7 +229,9 @@ def plot(result: dict, path: Path) -> None:
 
     figure = Figure(figsize=(7, 4.5))
     ax = figure.subplots()
-    for (name, levels), color in zip(result["servers"].items(), ("C0", "C1", "C3"), strict=False):
+    for (name, levels), color in zip(
+        result["servers"].items(), ("C0", "C1", "C3", "C7"), strict=False
+    ):
         qps = [levels[c]["qps"] for c in levels]
         ax.plot(qps, [levels[c]["p50_ms"] for c in levels], "o-", color=color, label=f"{name} p50")
         ax.plot(qps, [levels[c]["p99_ms"] for c in levels], "x--", color=color, label=f"{name} p99")

@@ -132,9 +132,8 @@ def plot(result: dict, path: Path) -> None:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(10, 4))
-    for ax, dataset, floor in zip(
-        figure.subplots(1, 2), ("mnist", "fashion_mnist"), (0.97, 0.85), strict=True
-    ):
+    ranges = {"mnist": (0.97, 1.0), "fashion_mnist": (0.85, 0.95)}
+    for ax, (dataset, (low, high)) in zip(figure.subplots(1, 2), ranges.items(), strict=True):
         data = result[dataset]
         zoo_runs = data["zoo"] if isinstance(data["zoo"], list) else [data["zoo"]]
         ref = data["reference"]["points"]
@@ -151,7 +150,7 @@ def plot(result: dict, path: Path) -> None:
                 "s-",
                 label=f"zoo (seed {run.get('seed', 0)})" if index < 3 else None,
             )
-        ax.set_ylim(floor, 1.0)
+        ax.set_ylim(low, high)
         ax.set_xlabel("training seconds (2 CPU cores)")
         ax.set_ylabel("test accuracy")
         ax.set_title(dataset)
