@@ -1,7 +1,9 @@
-"""Small writers of dataset files in every supported format, and a TensorBoard event reader."""
+"""Test helpers: dataset files in every supported format, a TensorBoard event reader, loopback
+server settings."""
 
 import gzip
 import pickle
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -48,3 +50,18 @@ def event_tags(log_dir: Path) -> dict[str, set[tuple[str, str]]]:
                     (value.tag, value.metadata.plugin_data.plugin_name)
                 )
     return found
+
+
+def loopback_settings(repo, **overrides):
+    """ServerSettings for a test server on a free loopback port, polling fast, no metrics port."""
+    from serving.settings import ServerSettings
+
+    values = {"model_repo": str(repo), "host": "127.0.0.1", "port": 0, "metrics_port": -1,
+              "poll_seconds": 0.1, "auth_token": ""}  # fmt: skip
+    return ServerSettings(**{**values, **overrides})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

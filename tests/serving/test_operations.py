@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,26 +14,14 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from helpers import free_port, loopback_settings
 from PIL import Image
 
 from serving.client import PredictionClient
 from serving.server import ServerThread
-from serving.settings import ServerSettings
 from zoo import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def settings_for(repo, **overrides):
-    values = {
-        "model_repo": str(repo),
-        "host": "127.0.0.1",
-        "port": 0,
-        "metrics_port": -1,
-        "poll_seconds": 0.2,
-        "auth_token": "",
-    }
-    return ServerSettings(**{**values, **overrides})
 
 
 def test_health_of_server_and_each_model(channel):
@@ -78,7 +65,7 @@ def test_prometheus_metrics(server, client, test_images):
 
 
 def test_oversize_message_is_resource_exhausted(make_repo, test_images):
-    with ServerThread(settings_for(make_repo(), max_message_bytes=100_000)) as running:
+    with ServerThread(loopback_settings(make_repo(), max_message_bytes=100_000)) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         with pytest.raises(grpc.RpcError) as error:
             client.predict("mnist", np.zeros((200, 28, 28, 1), np.uint8))
@@ -88,7 +75,7 @@ def test_oversize_message_is_resource_exhausted(make_repo, test_images):
 
 
 def test_token_auth(make_repo, test_images):
-    with ServerThread(settings_for(make_repo(), auth_token="s3cret")) as running:
+    with ServerThread(loopback_settings(make_repo(), auth_token="s3cret")) as running:
         target = f"127.0.0.1:{running.port}"
         for token, ok in (("", False), ("wrong", False), ("s3cret", True)):
             client = PredictionClient(target, token=token)
@@ -163,7 +150,7 @@ def make_certificates(folder: Path) -> dict[str, Path]:
 
 def test_mutual_tls(make_repo, tmp_path, test_images):
     certs = make_certificates(tmp_path)
-    settings = settings_for(
+    settings = loopback_settings(
         make_repo(),
         tls_cert=str(certs["server.pem"]),
         tls_key=str(certs["server.key"]),
@@ -221,12 +208,6 @@ def _request(images):
     request.model_spec.name = "mnist"
     request.inputs["images"].CopyFrom(numpy_to_request_tensor(images))
     return request
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images):

@@ -8,24 +8,13 @@ import time
 import grpc
 import numpy as np
 import pytest
+from helpers import loopback_settings
 from tensorflow_serving.apis import predict_pb2
 
 from serving.client import PredictionClient, numpy_to_request_tensor
 from serving.repository import ModelConfigError, VersionPolicy, read_model_config
 from serving.server import ServerThread
-from serving.settings import BatchingOptions, ServerSettings
-
-
-def settings_for(repo, **overrides):
-    values = {
-        "model_repo": str(repo),
-        "host": "127.0.0.1",
-        "port": 0,
-        "metrics_port": -1,
-        "poll_seconds": 0.1,
-        "auth_token": "",
-    }
-    return ServerSettings(**{**values, **overrides})
+from serving.settings import BatchingOptions
 
 
 def wait_for(predicate, timeout=60):
@@ -54,7 +43,7 @@ def test_hot_reload_under_concurrent_load_loses_no_request(
 ):
     repo = make_repo([1])
     images = test_images[0][:4]
-    with ServerThread(settings_for(repo)) as running:
+    with ServerThread(loopback_settings(repo)) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         seen, failures, stop = [], [], threading.Event()
 
@@ -83,7 +72,7 @@ def test_hot_reload_under_concurrent_load_loses_no_request(
 
 def test_version_that_fails_to_load_never_replaces_a_working_one(make_repo, test_images):
     repo = make_repo([1])
-    with ServerThread(settings_for(repo)) as running:
+    with ServerThread(loopback_settings(repo)) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         broken = repo / "mnist" / "2"
         broken.mkdir()
@@ -99,7 +88,7 @@ def test_removed_version_is_unloaded(make_repo, test_images):
     repo = make_repo([1, 2])
     config = repo / "models.yaml"
     config.write_text("models:\n  mnist:\n    base_path: mnist\n    version_policy: {all: {}}\n")
-    with ServerThread(settings_for(repo, model_config=str(config))) as running:
+    with ServerThread(loopback_settings(repo, model_config=str(config))) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         assert client.predict("mnist", test_images[0][:1], version=1)["classes"].shape == (1,)
         shutil.rmtree(repo / "mnist" / "1")
@@ -121,7 +110,7 @@ def test_model_config_policies_labels_and_batching(make_repo, test_images):
         "    version_labels: {stable: 1, canary: 3}\n"
         "    batching: {max_batch_size: 8, enabled: false}\n"
     )
-    with ServerThread(settings_for(repo, model_config=str(config))) as running:
+    with ServerThread(loopback_settings(repo, model_config=str(config))) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         assert sorted(s.version for s in client.status("digits") if s.state == 30) == [1, 3]
         for label, version in (("stable", 1), ("canary", 3)):
@@ -159,7 +148,7 @@ def test_model_config_errors(tmp_path, text, message):
 
 
 def test_empty_repository_serves_nothing_but_runs(tmp_path):
-    with ServerThread(settings_for(tmp_path)) as running:
+    with ServerThread(loopback_settings(tmp_path)) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         with pytest.raises(grpc.RpcError) as error:
             client.predict("mnist", np.zeros((1, 28, 28, 1), np.uint8))

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+import models  # noqa: F401 - registers the zoo's layers, so saved models load
 from training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ def test_two_workers_end_with_identical_weights_and_falling_loss(tmp_path):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         argv = [
             "--model",
-            "mlp",
+            "mnist_fastnet",
             "--strategy",
             "multiworker",
             "--epochs",

@@ -136,3 +136,12 @@ def test_config_values_are_type_checked():
 def test_run_dir_open_requires_markers(tmp_path):
     with pytest.raises(Exception, match="not a zoo run directory"):
         RunDir.open(tmp_path)
+
+
+def test_mirrored_strategy_trains_a_batch_norm_model_with_fit(tmp_path):
+    config = build_config({"model": "mnist_fastnet", "strategy": "mirrored", "epochs": 1,
+                           "train_limit": 128, "test_limit": 32, "batch_size": 32,
+                           "histogram_freq": 0, "runs_root": str(tmp_path)})  # fmt: skip
+    run = train(config, verbose=0)
+    assert run.read_state()["status"] == "completed"
+    assert json.loads(run.metrics_path.read_text())["history"][0]["loss"] > 0
