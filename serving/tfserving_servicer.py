@@ -75,14 +75,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         )
         signature = self.dataplane.signature(servable, DEFAULT_SIGNATURE)
         ((input_name, input_spec),) = signature.inputs.items()
-        kind = request.input.WhichOneof("kind")
-        examples = (
-            request.input.example_list.examples
-            if kind == "example_list"
-            else request.input.example_list_with_context.examples
-            if kind
-            else []
-        )
+        kind = request.input.WhichOneof("kind")  # example_list or example_list_with_context
+        examples = list(getattr(request.input, kind).examples) if kind else []
         images = (
             np.stack([_example_image(ex, input_name, input_spec) for ex in examples])
             if len(examples)

@@ -77,8 +77,8 @@ def load_arrays(
         raise DatasetError(
             f"Unknown split {split!r} for {name!r}. Valid choices: {', '.join(SPLITS)}."
         )
-    data_dir = str(sources.data_dir_from_env(data_dir) or "") or None
-    base = _base_arrays(info.base or name, data_dir)
+    folder = sources.data_dir_from_env(data_dir)
+    base = _base_arrays(info.base or name, str(folder) if folder else None)
     images, labels = base[0:2] if split == "train" else base[2:4]
     if info.base is None:
         return (images, labels) if limit is None else (images[:limit], labels[:limit])

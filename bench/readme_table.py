@@ -1,0 +1,138 @@
+"""Renders the README's benchmark section from ``bench/results/*.json`` and writes it between the
+``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers, so the table always matches the
+committed results.
+
+    python -m bench.readme_table
+"""
+
+import json
+from pathlib import Path
+
+from bench.report import RESULTS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _seconds(value) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def training_section(train: dict, pipeline: dict) -> list[str]:
+    mnist, fashion = train["mnist"], train["fashion_mnist"]
+    lines = [
+        "**Training** (`bench/results/train.json`, `train.png`; seconds of training, evaluation "
+        "excluded):",
+        "",
+        "| MNIST run | to 99.0 % | to 99.2 % | to 99.4 % | final | seconds | examples/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    runs = [("keras-io reference, 15 epochs", mnist["reference"])]
+    runs += [(f"zoo `mnist_fastnet`, seed {z['seed']}", z) for z in mnist["zoo"]]
+    for name, run in runs:
+        lines.append(
+            f"| {name} | {_seconds(run['seconds_to_0.990'])} | {_seconds(run['seconds_to_0.992'])} "
+            f"| {_seconds(run['seconds_to_0.994'])} | {run['final_accuracy'] * 100:.2f} % "
+            f"| {run['train_seconds']:.1f} | {run['examples_per_second']:,.0f} |"
+        )
+    targets = mnist["targets"]
+    cnn = mnist["keras_io_architecture_through_zoo_pipeline"]
+    f_ref, f_zoo, f_targets = fashion["reference"], fashion["zoo"], fashion["targets"]
+    within = f_targets["zoo_accuracy_within_reference_wall"] or 0.0
+    ratio_992 = targets["time_to_99.2_ratio"]
+    lines += [
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+        f"| MNIST 99.2 % in ≤ 1/4 of the reference's time to 99.2 % | {ratio_992:.2f} of it "
+        f"(median of {len(mnist['zoo'])} seeds) | {_met(ratio_992 <= 0.25)} |",
+        f"| MNIST ≥ 99.5 %, median of {len(mnist['zoo'])} seeds | "
+        f"{targets['median_final_accuracy'] * 100:.2f} % | "
+        f"{_met(targets['median_final_accuracy'] >= 0.995)} |",
+        f"| … within 1/3 of the reference's 15-epoch time | "
+        f"{targets['median_train_seconds_ratio']:.2f} of it | "
+        f"{_met(targets['median_train_seconds_ratio'] <= 1 / 3)} |",
+        f"| keras-io architecture through the zoo's pipeline ≥ 1.5× the reference's examples/s | "
+        f"{cnn['ratio_to_reference']:.2f}× ({cnn['examples_per_second']:,.0f} examples/s, bf16) | "
+        f"{_met(cnn['ratio_to_reference'] >= 1.5)} |",
+        f"| Fashion-MNIST ≥ 93.5 % within the reference's 15-epoch time "
+        f"({f_ref['train_seconds']:.0f} s; the reference ends at {f_ref['final_accuracy'] * 100:.2f} %) "
+        f"| {within * 100:.2f} % (after {f_zoo['train_seconds']:.0f} s) | {_met(within >= 0.935)} |",
+        f"| input pipeline alone ≥ 10× the reference's training examples/s | {pipeline['ratio']:.1f}× "
+        f"({pipeline['pipeline_examples_per_second']:,.0f} examples/s) | {_met(pipeline['met'])} |",
+    ]
+    return lines
+
+
+def serving_section(serve: dict) -> list[str]:
+    lines = [
+        "**Serving** (`bench/results/serve.json`, `serve.png`; single-image MNIST `Predict` requests "
+        "from an asyncio gRPC client on loopback, sharing the 2 cores with the server):",
+        "",
+        "| server | c=1 QPS | c=8 QPS | c=32 QPS | c=32 p50 / p99 ms | c=64 QPS |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, levels in serve["servers"].items():
+        lines.append(
+            f"| {name} | {levels['1']['qps']:,.0f} | {levels['8']['qps']:,.0f} | "
+            f"{levels['32']['qps']:,.0f} | {levels['32']['p50_ms']:.1f} / {levels['32']['p99_ms']:.1f} "
+            f"| {levels['64']['qps']:,.0f} |"
+        )
+    bare = serve["bare_model"]
+    lines.append(
+        "| bare model in-process, images/s at batch 1 / 8 / 32 / 64 | "
+        f"{bare['1']['images_per_second']:,.0f} | {bare['8']['images_per_second']:,.0f} | "
+        f"{bare['32']['images_per_second']:,.0f} | – | {bare['64']['images_per_second']:,.0f} |"
+    )
+    targets = serve["targets"]
+    fraction = targets["fraction_of_bare_batched_throughput_at_32"]
+    lines += [
+        "",
+        "| target at concurrency 32 | measured | met |",
+        "|---|---|---|",
+        f"| ≥ 20× the naive server's QPS | {targets['qps_ratio_to_naive_at_32']:.1f}× | "
+        f"{_met(targets['qps_ratio_to_naive_at_32'] >= 20)} |",
+        f"| p99 ≤ 30 ms | {targets['p99_ms_at_32']:.1f} ms | {_met(targets['p99_ms_at_32'] <= 30)} |",
+        f"| fraction of the bare model's batched throughput (aim ≥ 25 %) | {fraction * 100:.0f} % | "
+        f"{_met(fraction >= 0.25)} |",
+        "",
+        f"Per-request overhead over the bare model call at concurrency 1: "
+        f"{targets['per_request_overhead_ms_at_1']:.2f} ms. A no-op server that answers a fixed "
+        f"response reaches {targets['grpc_ceiling_fraction_of_bare_at_32'] * 100:.0f} % of the bare "
+        f"model's batched throughput with the same client on the same cores, and `zoo serve` "
+        f"{targets['fraction_of_grpc_ceiling_at_32'] * 100:.0f} % of that ceiling: per-request Python "
+        "gRPC work on both sides, not the model, bounds the fraction here.",
+    ]
+    return lines
+
+
+def render() -> str:
+    train = json.loads((RESULTS / "train.json").read_text())
+    serve = json.loads((RESULTS / "serve.json").read_text())
+    pipeline = json.loads((RESULTS / "pipeline.json").read_text())
+    machine = train["machine"]
+    lines = [
+        f"Measured {machine['date'][:10]} on this {machine['cores']}-core machine ({machine['cpu']}, "
+        f"TensorFlow {machine['tensorflow']}, no GPU), each target a ratio against the reference "
+        "measured in the same run.",
+        "",
+        *training_section(train, pipeline),
+        "",
+        *serving_section(serve),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    text = README.read_text()
+    start, end = text.index(START) + len(START), text.index(END)
+    README.write_text(text[:start] + "\n" + render() + "\n" + text[end:])
+    print(f"updated {README}")
+
+
+if __name__ == "__main__":
+    main()
