@@ -26,11 +26,11 @@ from pathlib import Path
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 import models
 from bench.report import percentile, write_result
-from serving.client import numpy_to_request_tensor
+from serving.client import predict_request
 from training import datasets
 from training.export import build_archive
 
@@ -82,12 +82,7 @@ def bare_model(
 async def _load(
     target: str, images: np.ndarray, concurrency: int, max_requests: int, max_seconds: float
 ) -> dict:
-    requests = []
-    for index in range(64):
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "mnist"
-        request.inputs["images"].CopyFrom(numpy_to_request_tensor(images[index : index + 1]))
-        requests.append(request)
+    requests = [predict_request("mnist", images[index : index + 1]) for index in range(64)]
     latencies, errors = [], 0
     async with grpc.aio.insecure_channel(target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)

@@ -31,6 +31,22 @@ def numpy_to_request_tensor(array: np.ndarray):
     )
 
 
+def predict_request(model: str, inputs: dict[str, np.ndarray] | np.ndarray, *,
+                    signature: str = "", version: int | None = None) -> predict_pb2.PredictRequest:  # fmt: skip
+    """A PredictRequest for ``inputs`` (a dict, or one array for the single input ``images``)."""
+    if isinstance(inputs, np.ndarray):
+        inputs = {"images": inputs}
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    if signature:
+        request.model_spec.signature_name = signature
+    if version is not None:
+        request.model_spec.version.value = version
+    for name, array in inputs.items():
+        request.inputs[name].CopyFrom(numpy_to_request_tensor(array))
+    return request
+
+
 class PredictionClient:
     """Talks to ``zoo serve`` (or TensorFlow Serving) over gRPC.
 
@@ -78,15 +94,7 @@ class PredictionClient:
         version: int | None = None,
     ) -> dict[str, np.ndarray]:
         """Runs ``inputs`` (a dict, or one array for the signature's single input ``images``)."""
-        if isinstance(inputs, np.ndarray):
-            inputs = {"images": inputs}
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = model
-        request.model_spec.signature_name = signature
-        if version is not None:
-            request.model_spec.version.value = version
-        for name, array in inputs.items():
-            request.inputs[name].CopyFrom(numpy_to_request_tensor(array))
+        request = predict_request(model, inputs, signature=signature, version=version)
         response = self.prediction.Predict(
             request, timeout=self.timeout, metadata=self.metadata_headers
         )

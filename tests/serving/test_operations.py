@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from helpers import free_port, loopback_settings
 from PIL import Image
 
-from serving.client import PredictionClient
+from serving.client import PredictionClient, predict_request
 from serving.server import ServerThread
 from zoo import cli
 
@@ -199,17 +199,6 @@ def test_zoo_predict_prints_top_classes(server, tmp_path, capsys, test_images):
     assert code == 2 and "NOT_FOUND" in capsys.readouterr().err
 
 
-def _request(images):
-    from tensorflow_serving.apis import predict_pb2
-
-    from serving.client import numpy_to_request_tensor
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "mnist"
-    request.inputs["images"].CopyFrom(numpy_to_request_tensor(images))
-    return request
-
-
 def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images):
     port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
@@ -260,7 +249,7 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images)
     time.sleep(0.5)
     # A large request is surely in flight when SIGTERM arrives; it must still be answered.
     big = np.repeat(test_images[0][:1], 1024, axis=0)
-    long_call = client.prediction.Predict.future(_request(big), timeout=60)
+    long_call = client.prediction.Predict.future(predict_request("mnist", big), timeout=60)
     time.sleep(0.03)
     process.send_signal(signal.SIGTERM)
     assert long_call.result().outputs["classes"].int64_val, "in-flight request finished"

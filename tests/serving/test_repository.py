@@ -9,9 +9,8 @@ import grpc
 import numpy as np
 import pytest
 from helpers import loopback_settings
-from tensorflow_serving.apis import predict_pb2
 
-from serving.client import PredictionClient, numpy_to_request_tensor
+from serving.client import PredictionClient, predict_request
 from serving.repository import ModelConfigError, VersionPolicy, read_model_config
 from serving.server import ServerThread
 from serving.settings import BatchingOptions
@@ -25,9 +24,7 @@ def wait_for(predicate, timeout=60):
 
 
 def served_version(client, images) -> int:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "mnist"
-    request.inputs["images"].CopyFrom(numpy_to_request_tensor(images))
+    request = predict_request("mnist", images)
     return client.prediction.Predict(request, timeout=30).model_spec.version.value
 
 
@@ -114,10 +111,8 @@ def test_model_config_policies_labels_and_batching(make_repo, test_images):
         client = PredictionClient(f"127.0.0.1:{running.port}")
         assert sorted(s.version for s in client.status("digits") if s.state == 30) == [1, 3]
         for label, version in (("stable", 1), ("canary", 3)):
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "digits"
+            request = predict_request("digits", test_images[0][:1])
             request.model_spec.version_label = label
-            request.inputs["images"].CopyFrom(numpy_to_request_tensor(test_images[0][:1]))
             assert (
                 client.prediction.Predict(request, timeout=30).model_spec.version.value == version
             )

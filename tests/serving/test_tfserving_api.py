@@ -16,24 +16,13 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving.client import numpy_to_request_tensor
+from serving.client import predict_request
 from serving.converters import numpy_to_tensor_proto
 
 
 @pytest.fixture(scope="module")
 def stub(channel):
     return prediction_service_pb2_grpc.PredictionServiceStub(channel)
-
-
-def predict_request(images, model="mnist", signature="", name="images", version=None):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model
-    if signature:
-        request.model_spec.signature_name = signature
-    if version is not None:
-        request.model_spec.version.value = version
-    request.inputs[name].CopyFrom(numpy_to_request_tensor(images))
-    return request
 
 
 def expect_error(call, request, code, *fragments):
@@ -46,7 +35,7 @@ def expect_error(call, request, code, *fragments):
 
 def test_predict_with_tensor_content_answers_typed_fields(stub, test_images):
     images, labels = test_images
-    response = stub.Predict(predict_request(images[:8]), timeout=30)
+    response = stub.Predict(predict_request("mnist", images[:8]), timeout=30)
     assert response.model_spec.name == "mnist" and response.model_spec.version.value == 1
     assert response.model_spec.signature_name == "serving_default"
     probabilities = response.outputs["probabilities"]
@@ -98,7 +87,9 @@ def test_classify_with_pixels_and_with_png(stub, test_images):
             (c.score for c in classes), reverse=True
         )
         expected = (
-            stub.Predict(predict_request(image[None]), timeout=30).outputs["classes"].int64_val[0]
+            stub.Predict(predict_request("mnist", image[None]), timeout=30)
+            .outputs["classes"]
+            .int64_val[0]
         )
         assert classes[0].label == str(expected)
 
@@ -130,24 +121,24 @@ def test_not_found_errors(stub, test_images):
     images, _ = test_images
     expect_error(
         stub.Predict,
-        predict_request(images[:1], model="nope"),
+        predict_request("nope", images[:1]),
         grpc.StatusCode.NOT_FOUND,
         "Model 'nope' not found. Serving: mnist",
     )
     expect_error(
         stub.Predict,
-        predict_request(images[:1], version=9),
+        predict_request("mnist", images[:1], version=9),
         grpc.StatusCode.NOT_FOUND,
         "version 9 not found. Available versions: [1]",
     )
     expect_error(
         stub.Predict,
-        predict_request(images[:1], signature="nope"),
+        predict_request("mnist", images[:1], signature="nope"),
         grpc.StatusCode.NOT_FOUND,
         "no signature 'nope'",
         "predict_images, serving_default",
     )
-    request = predict_request(images[:1])
+    request = predict_request("mnist", images[:1])
     request.model_spec.version_label = "stable"
     expect_error(stub.Predict, request, grpc.StatusCode.NOT_FOUND, "no version label 'stable'")
 
@@ -156,25 +147,25 @@ def test_not_found_errors(stub, test_images):
     ("make_request", "fragments"),
     [
         (
-            lambda x: predict_request(x[:2], name="pixels"),
+            lambda x: predict_request("mnist", {"pixels": x[:2]}),
             ["missing input(s) ['images']", "unexpected input(s) ['pixels']"],
         ),
         (
-            lambda x: predict_request(x[:2].astype(np.float32)),
+            lambda x: predict_request("mnist", x[:2].astype(np.float32)),
             ["Input 'images': expected dtype uint8, received float32"],
         ),
         (
-            lambda x: predict_request(x[:2].reshape(2, 784)),
+            lambda x: predict_request("mnist", x[:2].reshape(2, 784)),
             ["Input 'images': expected shape [-1, 28, 28, 1], received [2, 784]"],
         ),
-        (lambda x: predict_request(x[:0]), ["Input 'images': the batch is empty"]),
+        (lambda x: predict_request("mnist", x[:0]), ["Input 'images': the batch is empty"]),
         (
-            lambda x: predict_request(np.zeros((65, 28, 28, 1), np.uint8)),
+            lambda x: predict_request("mnist", np.zeros((65, 28, 28, 1), np.uint8)),
             ["batch of 65 examples exceeds the limit of 64"],
         ),
         (
             lambda x: predict_request(
-                np.full((1, 784), np.nan, np.float32), signature="predict_images"
+                "mnist", np.full((1, 784), np.nan, np.float32), signature="predict_images"
             ),
             ["Input 'images': 784 value(s) are NaN or Inf"],
         ),
@@ -190,7 +181,7 @@ def test_invalid_arguments_name_tensor_expected_and_received(
 
 
 def test_tensor_bytes_that_do_not_match_the_shape(stub, test_images):
-    request = predict_request(test_images[0][:2])
+    request = predict_request("mnist", test_images[0][:2])
     request.inputs["images"].tensor_content = request.inputs["images"].tensor_content[:100]
     expect_error(
         stub.Predict,
@@ -204,8 +195,8 @@ def test_bad_requests_never_affect_good_ones(stub, test_images):
     from concurrent.futures import ThreadPoolExecutor
 
     images, _ = test_images
-    good = predict_request(images[:1])
-    bad = predict_request(images[:1].astype(np.float32))
+    good = predict_request("mnist", images[:1])
+    bad = predict_request("mnist", images[:1].astype(np.float32))
 
     def call(index):
         try:
@@ -225,13 +216,15 @@ def test_concurrent_requests_are_batched_and_answered_correctly(stub, server, te
 
     images, _ = test_images
     expected = [
-        stub.Predict(predict_request(images[i : i + 1]), timeout=30).outputs["classes"].int64_val[0]
+        stub.Predict(predict_request("mnist", images[i : i + 1]), timeout=30)
+        .outputs["classes"]
+        .int64_val[0]
         for i in range(32)
     ]
     with ThreadPoolExecutor(32) as pool:
         answers = list(
             pool.map(
-                lambda i: stub.Predict(predict_request(images[i : i + 1]), timeout=30)
+                lambda i: stub.Predict(predict_request("mnist", images[i : i + 1]), timeout=30)
                 .outputs["classes"]
                 .int64_val[0],
                 list(range(32)) * 4,
