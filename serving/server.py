@@ -213,10 +213,6 @@ class ServerThread:
     def dataplane(self) -> DataPlane:
         return self.running.dataplane
 
-    def poll(self) -> None:
-        """Scans the repository now (instead of waiting for the next poll)."""
-        asyncio.run_coroutine_threadsafe(self.dataplane.poll(), self.loop).result(timeout=120)
-
     def stop(self) -> None:
         if self.running:
             self.loop.call_soon_threadsafe(self.running.stop.set)
