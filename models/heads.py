@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from models.losses import BinaryFocalLoss, CategoricalFocalLoss
+
 MULTICLASS = "multiclass"
 MULTILABEL = "multilabel"
 DEFAULT_THRESHOLD = 0.5
@@ -71,6 +73,8 @@ class Head:
         label_smoothing: float = 0.0,
         focal: bool = False,
         focal_gamma: float = 2.0,
+        focal_alpha=None,
+        pos_weight=None,
         from_logits: bool | None = None,
     ) -> keras.losses.Loss:
         """The loss that matches this head's output.
@@ -80,7 +84,11 @@ class Head:
                 + a/K``; multilabel: ``y(1-a) + a/2``). Defaults to 0.
             focal: use the focal variant, which down-weights well-classified examples. Defaults
                 to False.
-            focal_gamma: the focal loss' focusing parameter. Defaults to 2.
+            focal_gamma: the focal loss' focusing parameter, ``>= 0``. Defaults to 2.
+            focal_alpha: the focal loss' class weight: one number or one per class (multilabel:
+                the weight of positives, in [0, 1]). Defaults to None (no weighting).
+            pos_weight: multilabel only: extra weight of each class's positives, one number or
+                one per class, as in PyTorch's ``BCEWithLogitsLoss``. Defaults to None.
             from_logits: leave as None. Passing a value that contradicts the head raises
                 ValueError: it is the mismatch this module exists to prevent.
         """
@@ -94,13 +102,22 @@ class Head:
             raise ValueError(
                 f"label_smoothing must be in [0, 1). Received: label_smoothing={label_smoothing}"
             )
+        if focal and not focal_gamma >= 0:
+            raise ValueError(f"focal_gamma must be at least 0. Received: focal_gamma={focal_gamma}")
+        if pos_weight is not None and self.task != MULTILABEL:
+            raise ValueError(
+                f"pos_weight weighs the positives of independent sigmoid outputs; head "
+                f"{self.name!r} is {self.task}. Received: pos_weight={pos_weight!r}"
+            )
         common = {"from_logits": self.from_logits, "label_smoothing": label_smoothing}
         if self.task == MULTILABEL:
-            if focal:
-                return keras.losses.BinaryFocalCrossentropy(gamma=focal_gamma, **common)
+            if focal or pos_weight is not None:
+                gamma = focal_gamma if focal else 0.0
+                alpha = focal_alpha if focal else None
+                return BinaryFocalLoss(gamma, alpha, pos_weight, **common)
             return keras.losses.BinaryCrossentropy(**common)
         if focal:
-            return keras.losses.CategoricalFocalCrossentropy(gamma=focal_gamma, **common)
+            return CategoricalFocalLoss(focal_gamma, focal_alpha, **common)
         if label_smoothing:
             return keras.losses.CategoricalCrossentropy(**common)
         return keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
@@ -116,7 +133,25 @@ class Head:
         of the classes whose probability is at least ``threshold``."""
         if self.task == MULTICLASS:
             return tf.argmax(probabilities, axis=-1)
-        return tf.cast(probabilities >= threshold, tf.int64)
+        return tf.cast(labels_present(probabilities, threshold), tf.int64)
+
+    def check_loss(self, loss) -> None:
+        """ValueError naming both when ``loss`` expects another output than this head gives.
+
+        A cross-entropy (Keras' or ours, as an object or by name) expects probabilities or logits
+        of a softmax or a sigmoid; other losses (``"mse"``, your own) are taken as they are.
+        """
+        expects = loss_expectation(loss)
+        if expects is None or expects == (self.activation, self.from_logits):
+            return
+        activation, from_logits = expects
+        matching = next(h.name for h in HEADS.values() if (h.activation, h.from_logits) == expects)
+        raise ValueError(
+            f"The loss {_describe(loss)} expects {activation} "
+            f"{'logits' if from_logits else 'probabilities'}, but this model's head "
+            f"{self.name!r} outputs {self.activation} {self.output_name}. Compile with "
+            f"loss='auto' (the head's own loss) or build the model with head={matching!r}."
+        )
 
     def inference_outputs(
         self, model: keras.Model, threshold: float = DEFAULT_THRESHOLD
@@ -140,6 +175,52 @@ HEADS: dict[str, Head] = {
         Head("sigmoid_logits", "sigmoid", from_logits=True, task=MULTILABEL),
     )
 }
+
+
+def labels_present(probabilities, threshold: float = DEFAULT_THRESHOLD):
+    """The one multilabel decision rule: a class is present when its probability is at least
+    ``threshold``. Boolean, for numpy arrays and tensors alike."""
+    return keras.ops.greater_equal(probabilities, threshold)
+
+
+_CROSS_ENTROPIES = {
+    # loss class or function -> the activation whose output it expects
+    keras.losses.CategoricalCrossentropy: "softmax",
+    keras.losses.SparseCategoricalCrossentropy: "softmax",
+    keras.losses.CategoricalFocalCrossentropy: "softmax",
+    CategoricalFocalLoss: "softmax",
+    keras.losses.BinaryCrossentropy: "sigmoid",
+    keras.losses.BinaryFocalCrossentropy: "sigmoid",
+    BinaryFocalLoss: "sigmoid",
+    keras.losses.categorical_crossentropy: "softmax",
+    keras.losses.sparse_categorical_crossentropy: "softmax",
+    keras.losses.categorical_focal_crossentropy: "softmax",
+    keras.losses.binary_crossentropy: "sigmoid",
+    keras.losses.binary_focal_crossentropy: "sigmoid",
+}
+
+
+def loss_expectation(loss) -> tuple[str, bool] | None:
+    """``(activation, from_logits)`` that a cross-entropy loss expects of the model's output, or
+    None for losses that are not one of Keras' or the zoo's cross-entropies."""
+    if isinstance(loss, str):
+        try:
+            loss = keras.losses.get(loss)
+        except ValueError:
+            return None
+    kind = type(loss) if isinstance(loss, keras.losses.Loss) else loss
+    activation = next((a for k, a in _CROSS_ENTROPIES.items() if kind is k), None)
+    if activation is None:
+        return None
+    return activation, bool(getattr(loss, "from_logits", False))
+
+
+def _describe(loss) -> str:
+    if isinstance(loss, str):
+        return repr(loss)
+    if isinstance(loss, keras.losses.Loss):
+        return f"{type(loss).__name__}(from_logits={getattr(loss, 'from_logits', False)})"
+    return getattr(loss, "__name__", repr(loss))
 
 
 def _twin(head: Head) -> str:

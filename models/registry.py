@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import keras
 
+from models.classifier import Classifier
 from models.heads import check_head_for_task, get_head
 
 Builder = Callable[..., keras.KerasTensor]
@@ -75,8 +76,8 @@ def create_model(
     task: str | None = None,
     allow_sigmoid_for_multiclass: bool = False,
     **overrides,
-) -> keras.Model:
-    """Builds registered model ``name`` with its head.
+) -> Classifier:
+    """Builds registered model ``name`` with its head (a :class:`Classifier`, which knows it).
 
     Args:
         name: a name from :func:`list_models`.
@@ -103,4 +104,4 @@ def create_model(
     inputs = keras.Input(shape=tuple(input_shape or entry.default_input_shape), name="images")
     features = entry.builder(inputs, **{k: v for k, v in overrides.items() if v is not None})
     outputs = head_spec.build_outputs(features, num_classes)
-    return keras.Model(inputs, outputs, name=name)
+    return Classifier(inputs, outputs, head=head_spec, name=name)

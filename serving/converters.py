@@ -1,11 +1,21 @@
 """Tensors between the wire and numpy: TF Serving's TensorProto and the Open Inference Protocol's
 InferTensor. Pure numpy, no TensorFlow ops, so converting costs microseconds.
+
+A tensor's size is checked against ``max_bytes`` (the server's message limit) before anything is
+allocated: a TensorProto may give one value for a whole shape, which TensorFlow broadcasts, so a
+request of a few bytes could otherwise ask for gigabytes. Sizes are computed with Python integers,
+which do not overflow.
 """
+
+import math
 
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
-from serving.errors import InvalidArgument
+from serving.errors import InvalidArgument, ResourceExhausted
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+OBJECT_ITEMSIZE = 8  # a numpy object array holds one pointer per element
 
 # TensorProto dtype <-> numpy dtype, and the typed value field holding each dtype.
 TF_TO_NUMPY = {
@@ -64,9 +74,44 @@ def _shape_from_proto(shape: tensor_shape_pb2.TensorShapeProto, name: str) -> tu
     return dims
 
 
-def _fill(values, shape: tuple[int, ...], name: str, what: str) -> np.ndarray:
+def _check_size(shape: tuple[int, ...], dtype: np.dtype, name: str, dtype_name: str, max_bytes):
+    """The element count of ``shape``; ResourceExhausted when the array would exceed
+    ``max_bytes``, before anything is allocated."""
+    count = math.prod(shape)
+    itemsize = OBJECT_ITEMSIZE if dtype == np.object_ else dtype.itemsize
+    if count * itemsize > max_bytes:
+        raise ResourceExhausted(
+            f"Input {name!r}: shape {list(shape)} of {dtype_name} is {count * itemsize:,} bytes, "
+            f"over the server's limit of {max_bytes:,} bytes per tensor."
+        )
+    if max(shape, default=0) > max_bytes:  # even beside a 0: numpy refuses such shapes
+        raise ResourceExhausted(
+            f"Input {name!r}: dimension {max(shape)} of shape {list(shape)} exceeds the server's "
+            f"limit of {max_bytes:,} bytes per tensor."
+        )
+    return count
+
+
+def _typed_values(raw, dtype: np.dtype, name: str, what: str) -> np.ndarray:
+    """Repeated proto values as ``dtype``. Integers travel in wider fields (``int_val`` holds
+    uint8), so a value outside the dtype's range is refused rather than wrapped around."""
+    if dtype == np.object_:
+        return np.array(list(raw), dtype=object)
+    if dtype.kind not in "iu":
+        return np.asarray(raw, dtype=dtype)
+    wide = np.asarray(raw, dtype=np.uint64 if dtype == np.uint64 else np.int64)
+    limits = np.iinfo(dtype)
+    if wide.size and (wide.min() < limits.min or wide.max() > limits.max):
+        bad = wide[(wide < limits.min) | (wide > limits.max)][0]
+        raise InvalidArgument(
+            f"Input {name!r}: {what} holds {bad}, outside the range of {dtype.name} "
+            f"[{limits.min}, {limits.max}]."
+        )
+    return wide.astype(dtype)
+
+
+def _fill(values, shape: tuple[int, ...], expected: int, name: str, what: str) -> np.ndarray:
     """Typed values reshaped to ``shape``: a single value is broadcast, as TensorFlow does."""
-    expected = int(np.prod(shape))
     if len(values) == expected:
         return values.reshape(shape)
     if len(values) == 1 and expected > 1:
@@ -77,16 +122,24 @@ def _fill(values, shape: tuple[int, ...], name: str, what: str) -> np.ndarray:
     )
 
 
-def tensor_proto_to_numpy(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
-    """A TensorProto (``tensor_content`` or typed value fields) as a numpy array."""
+def tensor_proto_to_numpy(
+    proto: tensor_pb2.TensorProto, name: str, max_bytes: int = DEFAULT_MAX_BYTES
+) -> np.ndarray:
+    """A TensorProto (``tensor_content`` or typed value fields) as a numpy array.
+
+    Raises:
+        InvalidArgument: a dtype, shape or value count that does not fit.
+        ResourceExhausted: an array larger than ``max_bytes``.
+    """
     if proto.dtype not in TF_TO_NUMPY:
         raise InvalidArgument(f"Input {name!r}: unsupported dtype {tf_dtype_name(proto.dtype)}.")
     dtype = np.dtype(TF_TO_NUMPY[proto.dtype])
     shape = _shape_from_proto(proto.tensor_shape, name)
+    count = _check_size(shape, dtype, name, tf_dtype_name(proto.dtype), max_bytes)
     if proto.tensor_content:
         if dtype == np.object_:
             raise InvalidArgument(f"Input {name!r}: DT_STRING cannot use tensor_content.")
-        expected = int(np.prod(shape)) * dtype.itemsize
+        expected = count * dtype.itemsize
         if len(proto.tensor_content) != expected:
             raise InvalidArgument(
                 f"Input {name!r}: tensor_content has {len(proto.tensor_content)} bytes, but shape "
@@ -96,12 +149,10 @@ def tensor_proto_to_numpy(proto: tensor_pb2.TensorProto, name: str) -> np.ndarra
     field = TF_VALUE_FIELD[proto.dtype]
     raw = getattr(proto, field)
     if proto.dtype == types_pb2.DT_HALF:  # half_val holds the float16 bit patterns
-        values = np.asarray(raw, dtype=np.uint16).view(np.float16)
-    elif dtype == np.object_:
-        values = np.array(list(raw), dtype=object)
+        values = _typed_values(raw, np.dtype(np.uint16), name, field).view(np.float16)
     else:
-        values = np.asarray(raw, dtype=dtype)
-    return _fill(values, shape, name, field)
+        values = _typed_values(raw, dtype, name, field)
+    return _fill(values, shape, count, name, field)
 
 
 def numpy_to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
@@ -122,8 +173,15 @@ def numpy_to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     return proto
 
 
-def infer_tensor_to_numpy(tensor, raw: bytes | None) -> np.ndarray:
-    """An Open Inference Protocol input (``contents`` or its ``raw_input_contents``) as numpy."""
+def infer_tensor_to_numpy(
+    tensor, raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> np.ndarray:
+    """An Open Inference Protocol input (``contents`` or its ``raw_input_contents``) as numpy.
+
+    Raises:
+        InvalidArgument: a datatype, shape or value count that does not fit.
+        ResourceExhausted: an array larger than ``max_bytes``.
+    """
     name = tensor.name
     if tensor.datatype not in V2_TO_NUMPY:
         raise InvalidArgument(
@@ -134,10 +192,11 @@ def infer_tensor_to_numpy(tensor, raw: bytes | None) -> np.ndarray:
     shape = tuple(int(d) for d in tensor.shape)
     if any(d < 0 for d in shape):
         raise InvalidArgument(f"Input {name!r}: shape {list(shape)} has a negative dimension.")
+    count = _check_size(shape, dtype, name, tensor.datatype, max_bytes)
     if raw is not None:
         if dtype == np.object_:
             raise InvalidArgument(f"Input {name!r}: BYTES inputs must use contents, not raw.")
-        expected = int(np.prod(shape)) * dtype.itemsize
+        expected = count * dtype.itemsize
         if len(raw) != expected:
             raise InvalidArgument(
                 f"Input {name!r}: raw_input_contents has {len(raw)} bytes, but shape "
@@ -147,14 +206,12 @@ def infer_tensor_to_numpy(tensor, raw: bytes | None) -> np.ndarray:
     if tensor.datatype == "FP16":
         raise InvalidArgument(f"Input {name!r}: FP16 inputs must use raw_input_contents.")
     values = getattr(tensor.contents, V2_CONTENTS_FIELD[tensor.datatype])
-    array = (
-        np.array(list(values), dtype=object) if dtype == np.object_ else np.asarray(values, dtype)
-    )
-    if array.size != int(np.prod(shape)):
+    if len(values) != count:
         raise InvalidArgument(
-            f"Input {name!r}: shape {list(shape)} needs {int(np.prod(shape))} values, but "
-            f"contents holds {array.size}."
+            f"Input {name!r}: shape {list(shape)} needs {count} values, but "
+            f"contents holds {len(values)}."
         )
+    array = _typed_values(values, dtype, name, "contents")
     return array.reshape(shape)
 
 

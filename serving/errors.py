@@ -27,6 +27,10 @@ class InvalidArgument(ServingError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class ResourceExhausted(ServingError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Unavailable(ServingError):
     code = grpc.StatusCode.UNAVAILABLE
 

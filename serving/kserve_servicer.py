@@ -77,7 +77,9 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         for index, tensor in enumerate(request.inputs):
             if tensor.name in inputs:
                 raise InvalidArgument(f"Input {tensor.name!r} appears twice.")
-            inputs[tensor.name] = infer_tensor_to_numpy(tensor, raw[index] if raw else None)
+            inputs[tensor.name] = infer_tensor_to_numpy(
+                tensor, raw[index] if raw else None, self.dataplane.settings.max_message_bytes
+            )
         signature_name = DEFAULT_SIGNATURE
         if "signature_name" in request.parameters:
             signature_name = request.parameters["signature_name"].string_param

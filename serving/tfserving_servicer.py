@@ -44,8 +44,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @grpc_errors
     async def Predict(self, request, context):
         spec = request.model_spec
+        limit = self.dataplane.settings.max_message_bytes
         inputs = {
-            name: tensor_proto_to_numpy(proto, name) for name, proto in request.inputs.items()
+            name: tensor_proto_to_numpy(proto, name, limit)
+            for name, proto in request.inputs.items()
         }
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         servable, signature, outputs = await self.dataplane.infer(

@@ -6,6 +6,7 @@ the run used.
 """
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,11 @@ class TrainConfig:
         warmup_fraction: fraction of all steps spent warming up (onecycle, cosine).
         label_smoothing: target smoothing (docs/losses.md section 5).
         focal: use the focal variant of the head's loss.
-        focal_gamma: focal loss' focusing parameter.
-        threshold: probability above which a multilabel class counts as present.
+        focal_gamma: focal loss' focusing parameter, at least 0 (0: plain cross-entropy).
+        pos_weight: multilabel: weight of each class's positives in the loss: ``none``, ``auto``
+            (negatives / positives of each class in the training labels, capped at 100) or a
+            number for every class.
+        threshold: probability at or above which a multilabel class counts as present, in (0, 1).
         augmentation: ``none``, ``shift`` (digits) or ``flip_shift`` (natural images).
         seed: seeds weights, shuffling and augmentation; with ``deterministic`` a CPU rerun
             reproduces its metrics.
@@ -78,6 +82,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     focal: bool = False
     focal_gamma: float = 2.0
+    pos_weight: str = "none"
     threshold: float = 0.5
     augmentation: str = "none"
     seed: int = 0
@@ -117,6 +122,8 @@ def _coerce(name: str, value):
         return float(value)
     if expected is str and value is None:
         return ""
+    if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # YAML reads `pos_weight: 3` as a number
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise ConfigError(
             f"Config key {name!r} must be {expected.__name__}. Received: {name}={value!r}"
@@ -157,11 +164,37 @@ def validate(config: TrainConfig) -> TrainConfig:
             )
     if config.lr <= 0:
         raise ConfigError(f"lr must be positive. Received: lr={config.lr}")
+    if not config.focal_gamma >= 0.0:
+        raise ConfigError(
+            f"focal_gamma must be at least 0 (0 is the plain cross-entropy). "
+            f"Received: focal_gamma={config.focal_gamma}"
+        )
+    if not 0.0 < config.threshold < 1.0:
+        raise ConfigError(
+            f"threshold must be strictly between 0 and 1. Received: threshold={config.threshold}"
+        )
+    if config.pos_weight not in ("none", "auto") and not _positive_number(config.pos_weight):
+        raise ConfigError(
+            "pos_weight must be 'none', 'auto' or a positive number. "
+            f"Received: pos_weight={config.pos_weight!r}"
+        )
+    if config.pos_weight != "none" and task != datasets.MULTILABEL:
+        raise ConfigError(
+            f"pos_weight applies to multilabel datasets; {config.dataset!r} is {task}. "
+            f"Received: pos_weight={config.pos_weight!r}"
+        )
     if not 0.0 <= config.warmup_fraction < 1.0:
         raise ConfigError(
             f"warmup_fraction must be in [0, 1). Received: warmup_fraction={config.warmup_fraction}"
         )
     return config
+
+
+def _positive_number(text: str) -> bool:
+    try:
+        return float(text) > 0 and math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def load_yaml(path: str | Path) -> dict:

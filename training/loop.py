@@ -117,13 +117,28 @@ def open_run(config: TrainConfig, strategy, resume: RunDir | None):
     return run, checkpoint, run.read_history(initial_epoch)
 
 
-def compiled_model(config, info, head, label_format, total_steps: int) -> keras.Model:
+def positive_weights(setting: str, targets: np.ndarray) -> list[float] | None:
+    """The multilabel loss' per-class positive weights: None, one number for every class, or
+    (``auto``) each class's negatives / positives in the training labels, within [1, 100]."""
+    if setting == "none":
+        return None
+    if setting != "auto":
+        return [float(setting)] * targets.shape[1]
+    positives = targets.sum(axis=0)
+    ratio = (len(targets) - positives) / np.maximum(positives, 1)
+    return np.clip(ratio, 1.0, 100.0).round(4).tolist()
+
+
+def compiled_model(config, info, head, label_format, total_steps: int, data: Data) -> keras.Model:
     """The model with the head's loss, the task's metrics and the optimizer with its schedule."""
     model = build_model(config, info)
+    pos_weight = (
+        positive_weights(config.pos_weight, data.y_train) if head.task == "multilabel" else None
+    )
     model.compile(
         optimizer=build_optimizer(config, total_steps),
         loss=head.loss(label_smoothing=config.label_smoothing, focal=config.focal,
-                       focal_gamma=config.focal_gamma),
+                       focal_gamma=config.focal_gamma, pos_weight=pos_weight),
         metrics=keras_metrics(info.task, label_format, info.num_classes,
                               from_logits=head.from_logits, threshold=config.threshold),
         jit_compile=config.jit_compile,
@@ -144,11 +159,14 @@ def fit_callbacks(config, run: RunDir, history: list[dict], data: Data, head, in
 
 def final_report(model, head, info, config, data: Data) -> dict:
     """Test metrics of the final model: accuracy and confusion matrix, or F1 and mAP."""
-    outputs = model.predict(scale_pixels(data.x_test), batch_size=EVAL_BATCH_SIZE, verbose=0)
-    probabilities = head.probabilities(tf.constant(outputs, tf.float32)).numpy()
+    outputs = head.inference_outputs(model).predict(
+        scale_pixels(data.x_test), batch_size=EVAL_BATCH_SIZE, verbose=0
+    )
+    probabilities = np.asarray(outputs["probabilities"], np.float32)
     if info.task == datasets.MULTICLASS:
         return multiclass_report(probabilities, np.asarray(data.y_test))
-    return multilabel_report(probabilities, data.y_test, config.threshold)
+    logits = np.asarray(outputs["logits"], np.float32)
+    return multilabel_report(probabilities, data.y_test, config.threshold, logits)
 
 
 def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2) -> RunDir:
@@ -180,7 +198,7 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
             model = keras.saving.load_model(checkpoint[1])
         else:
             total_steps = data.steps_per_epoch * config.epochs
-            model = compiled_model(config, info, head, label_format, total_steps)
+            model = compiled_model(config, info, head, label_format, total_steps, data)
             hparams = {**config.to_dict(), "model_options": str(config.model_options)}
             write_hparams(run.logs, hparams, run.path.name)
         model.jit_compile = config.jit_compile

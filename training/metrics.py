@@ -8,7 +8,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from models import labels_present
+
 MULTICLASS = "multiclass"
+# MultilabelF1 hands Keras' F1Score decisions already made (0 or 1); any cut between them works.
+DECIDED = 0.5
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -22,7 +26,7 @@ class ExactMatch(keras.metrics.Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         probabilities = ops.sigmoid(y_pred) if self.from_logits else y_pred
-        predicted = ops.cast(probabilities >= self.threshold, "float32")
+        predicted = ops.cast(labels_present(probabilities, self.threshold), "float32")
         matches = ops.all(ops.equal(predicted, ops.cast(y_true, "float32")), axis=-1)
         return super().update_state(ops.cast(matches, "float32"), sample_weight)
 
@@ -36,18 +40,21 @@ class ExactMatch(keras.metrics.Mean):
 
 @keras.saving.register_keras_serializable(package="zoo")
 class MultilabelF1(keras.metrics.F1Score):
-    """Keras' F1Score, also for models that output logits (it then applies the sigmoid first)."""
+    """Keras' F1Score with the heads' decision rule (present when probability >= threshold;
+    Keras' own uses >), also for models that output logits (the sigmoid is applied first)."""
 
-    def __init__(self, from_logits=False, **kwargs):
-        super().__init__(**kwargs)
-        self.from_logits = from_logits
+    def __init__(self, from_logits=False, threshold=0.5, **kwargs):
+        super().__init__(threshold=DECIDED, **kwargs)
+        self.from_logits, self.decision_threshold = from_logits, threshold
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         probabilities = ops.sigmoid(y_pred) if self.from_logits else y_pred
-        return super().update_state(y_true, probabilities, sample_weight)
+        decided = ops.cast(labels_present(probabilities, self.decision_threshold), "float32")
+        return super().update_state(y_true, decided, sample_weight)
 
     def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits}
+        config = {**super().get_config(), "from_logits": self.from_logits}
+        return {**config, "threshold": self.decision_threshold}
 
 
 def top_k(num_classes: int) -> int:
@@ -100,13 +107,24 @@ def multiclass_report(probabilities: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
-    """Mean of the precision at the rank of each positive, ranking by descending score."""
+    """Area under the precision-recall step curve, ``sum_n (R_n - R_(n-1)) P_n`` over the
+    distinct scores in descending order, as scikit-learn's ``average_precision_score``.
+
+    Tied scores form one threshold, so the result does not depend on the order of the rows
+    (ranking tied examples one by one would credit whichever came first). Rank by logits where
+    you have them: float32 sigmoids are exactly 1.0 for every logit above about 16.6.
+    """
+    positives = np.asarray(positives, bool)
     if not positives.any():
         return float("nan")
-    order = np.argsort(-scores, kind="stable")
-    hits = positives[order].astype(bool)
-    precision_at_rank = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision_at_rank[hits].mean())
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    sorted_scores, hits = np.asarray(scores)[order], positives[order]
+    # The last index of each run of equal scores: where a threshold admits the whole tie.
+    ends = np.flatnonzero(np.r_[sorted_scores[1:] != sorted_scores[:-1], True])
+    true_positives = np.cumsum(hits)[ends]
+    precision = true_positives / (ends + 1)
+    recall_gain = np.diff(np.r_[0, true_positives]) / positives.sum()
+    return float((recall_gain * precision).sum())
 
 
 def _f1(tp, fp, fn):
@@ -114,16 +132,20 @@ def _f1(tp, fp, fn):
     return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
 
 
-def multilabel_report(probabilities: np.ndarray, targets: np.ndarray, threshold: float) -> dict:
-    """Exact-match accuracy, micro/macro F1 at ``threshold``, per-class AP and their mean (mAP)."""
-    predicted = probabilities >= threshold
+def multilabel_report(
+    probabilities: np.ndarray, targets: np.ndarray, threshold: float, logits: np.ndarray
+) -> dict:
+    """Exact-match accuracy, micro/macro F1 at ``threshold``, per-class AP and their mean (mAP).
+
+    Decisions use the heads' one rule (present when probability >= threshold); AP ranks by the
+    logits, which keep apart what saturated float32 probabilities tie.
+    """
+    predicted = np.asarray(labels_present(probabilities, threshold))
     truth = targets.astype(bool)
     tp = (predicted & truth).sum(axis=0)
     fp = (predicted & ~truth).sum(axis=0)
     fn = (~predicted & truth).sum(axis=0)
-    per_class_ap = [
-        average_precision(probabilities[:, c], truth[:, c]) for c in range(truth.shape[1])
-    ]
+    per_class_ap = [average_precision(logits[:, c], truth[:, c]) for c in range(truth.shape[1])]
     return {
         "exact_match": float((predicted == truth).all(axis=1).mean()),
         "micro_f1": float(_f1(tp.sum(), fp.sum(), fn.sum())),

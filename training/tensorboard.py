@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from tensorboard.plugins.hparams import api as hparams_api
 from tensorboard.plugins.pr_curve import summary as pr_curve_summary
 
+from models import labels_present
 from training.preprocess import scale_pixels
 
 PR_CURVE_THRESHOLDS = 101
@@ -131,7 +132,7 @@ class TensorBoardExtras(keras.callbacks.Callback):
         )
 
     def _log_multilabel(self, probabilities):
-        self._log_samples((probabilities >= self.threshold).astype(int))
+        self._log_samples(np.asarray(labels_present(probabilities, self.threshold)).astype(int))
         for index, name in enumerate(self.class_names):
             summary = pr_curve_summary.pb(
                 f"pr_curve/{name}",

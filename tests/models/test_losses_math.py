@@ -201,25 +201,4 @@ def test_keras_tf_backend_recovers_logits_of_activation_layer(activation):
     assert exact > -np.log(1e-7), "the clipped probability path would cap the loss at 16.1"
 
 
-# §7: the focal loss with gamma = 0 is the cross-entropy
-@pytest.mark.parametrize(
-    ("focal_head", "task_labels"), [("logits", "one_hot"), ("sigmoid_logits", "multi_hot")]
-)
-def test_focal_loss_with_gamma_zero_is_cross_entropy(focal_head, task_labels):
-    z = random_logits(dtype=np.float32)
-    y = (
-        one_hot().astype(np.float32)
-        if task_labels == "one_hot"
-        else (RNG.random(z.shape) < 0.3).astype(np.float32)
-    )
-    head = get_head(focal_head)
-    focal = head.loss(focal=True, focal_gamma=0.0)(y, z).numpy()
-    plain = (
-        keras.losses.CategoricalCrossentropy(from_logits=True)
-        if head.activation == "softmax"
-        else keras.losses.BinaryCrossentropy(from_logits=True)
-    )(y, z).numpy()
-    alpha = (
-        0.25 if head.activation == "softmax" else 1.0
-    )  # Keras' categorical focal loss scales by alpha
-    np.testing.assert_allclose(focal, alpha * plain, rtol=1e-5)
+# §7-8 (focal losses, positive weights): tests/models/test_focal_losses.py

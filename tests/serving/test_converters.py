@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from tensorflow.core.framework import types_pb2
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tritonclient.grpc import service_pb2
 
 from serving import converters
 from serving.client import numpy_to_request_tensor
-from serving.errors import InvalidArgument
+from serving.errors import InvalidArgument, ResourceExhausted
 
 DTYPES = [np.float32, np.float64, np.float16, np.uint8, np.int8, np.uint16, np.int16, np.int32,
           np.int64, np.bool_]  # fmt: skip
@@ -77,3 +77,49 @@ def test_infer_tensor_errors_name_the_tensor():
         match="raw_input_contents has 3 bytes, but shape \\[2, 2\\] of UINT8 needs 4",
     ):
         converters.infer_tensor_to_numpy(tensor, b"abc")
+
+
+def test_one_value_for_a_huge_shape_is_refused_before_allocating():
+    """A 47-byte TensorProto asking for 3 GB: refused by size, nothing allocated."""
+    proto = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_UINT8,
+        int_val=[7],
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in (4_000_000, 28, 28, 1)]
+        ),
+    )
+    assert proto.ByteSize() < 64
+    with pytest.raises(ResourceExhausted, match="3,136,000,000 bytes, over the server's limit"):
+        converters.tensor_proto_to_numpy(proto, "images", max_bytes=64 << 20)
+
+
+@pytest.mark.parametrize("dims", [(2**62, 28, 28, 1), (2**40, 2**40), (2**63 - 1,)])
+def test_overflowing_shapes_report_their_true_size(dims):
+    proto = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT,
+        float_val=[1.0],
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims]
+        ),
+    )
+    expected = int(np.prod(np.array(dims, dtype=object))) * 4
+    with pytest.raises(ResourceExhausted, match=f"is {expected:,} bytes"):
+        converters.tensor_proto_to_numpy(proto, "x")
+    tensor = service_pb2.ModelInferRequest().InferInputTensor(
+        name="x", datatype="FP32", shape=list(dims)
+    )
+    with pytest.raises(ResourceExhausted, match=f"is {expected:,} bytes"):
+        converters.infer_tensor_to_numpy(tensor, b"\0" * 4)
+
+
+@pytest.mark.parametrize(("dtype", "value"), [(types_pb2.DT_UINT8, 300), (types_pb2.DT_INT8, -129)])
+def test_integer_values_outside_the_dtype_are_refused(dtype, value):
+    proto = tensor_pb2.TensorProto(
+        dtype=dtype,
+        int_val=[value],
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)]
+        ),
+    )
+    with pytest.raises(InvalidArgument, match=f"int_val holds {value}, outside the range of"):
+        converters.tensor_proto_to_numpy(proto, "x")

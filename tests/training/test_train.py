@@ -82,6 +82,20 @@ def run_cli(*argv, capsys):
         (["--config", "nope.yaml"], "Config file 'nope.yaml' does not exist"),
         (["--resume", "/nonexistent/run"], "Run directory '/nonexistent/run' does not exist"),
         (["--epochs", "0"], "epochs must be at least 1"),
+        (
+            ["--focal", "--focal-gamma", "-1"],
+            "focal_gamma must be at least 0 (0 is the plain cross-entropy). Received: focal_gamma=-1.0",
+        ),
+        (
+            ["--threshold", "0"],
+            "threshold must be strictly between 0 and 1. Received: threshold=0.0",
+        ),
+        (["--threshold", "1.5"], "Received: threshold=1.5"),
+        (
+            ["--dataset", "mnist_multilabel", "--head", "sigmoid", "--pos-weight", "lots"],
+            "pos_weight must be 'none', 'auto' or a positive number. Received: pos_weight='lots'",
+        ),
+        (["--pos-weight", "auto"], "pos_weight applies to multilabel datasets"),
     ],
 )
 def test_bad_train_input_exits_2_with_the_choices(argv, message, tmp_path, capsys):
