@@ -52,6 +52,11 @@ class TrainConfig:
             number for every class.
         threshold: probability at or above which a multilabel class counts as present, in (0, 1).
         augmentation: ``none``, ``shift`` (digits) or ``flip_shift`` (natural images).
+        validation_split: fraction of the training examples held out (from the end) as the
+            validation split, in [0, 0.5); Keras validates on it each epoch (on the test split
+            when 0) and the temperature is fitted on it.
+        calibrate: after training, fit a temperature on the validation split (docs/losses.md
+            section 11); the export then serves calibrated probabilities.
         seed: seeds weights, shuffling and augmentation; with ``deterministic`` a CPU rerun
             reproduces its metrics.
         deterministic: enable TensorFlow's deterministic ops.
@@ -85,6 +90,8 @@ class TrainConfig:
     pos_weight: str = "none"
     threshold: float = 0.5
     augmentation: str = "none"
+    validation_split: float = 0.0
+    calibrate: bool = True
     seed: int = 0
     deterministic: bool = True
     mixed_precision: str = "off"
@@ -182,6 +189,11 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError(
             f"pos_weight applies to multilabel datasets; {config.dataset!r} is {task}. "
             f"Received: pos_weight={config.pos_weight!r}"
+        )
+    if not 0.0 <= config.validation_split < 0.5:
+        raise ConfigError(
+            "validation_split must be in [0, 0.5). "
+            f"Received: validation_split={config.validation_split}"
         )
     if not 0.0 <= config.warmup_fraction < 1.0:
         raise ConfigError(

@@ -3,8 +3,11 @@
 Signatures:
 
 - ``serving_default``: ``images`` uint8 [N, H, W, C] raw pixels -> ``probabilities`` float32
-  [N, K], ``classes`` int64 ([N] argmax; multilabel: [N, K] 0/1 at the threshold) and ``logits``
-  float32 [N, K]. Scaling to [0, 1] happens inside the graph.
+  [N, K] (calibrated when the run fitted a temperature: the activation of ``logits / T``),
+  ``log_probabilities`` float32 [N, K] (their logarithm, computed from the logits, so finite
+  where float32 probabilities underflow to 0), ``classes`` int64 ([N] argmax; multilabel: [N, K]
+  0/1 at the threshold) and ``logits`` float32 [N, K], raw. Scaling to [0, 1] happens inside the
+  graph.
 - ``predict_images`` (28x28x1 models with 10 classes): the signature of TensorFlow Serving's MNIST
   example, ``images`` float32 [N, 784] in [0, 1] -> ``scores`` float32 [N, 10], so that example's
   client works unchanged.
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import models
@@ -33,7 +37,7 @@ from training.run_dir import RunDir
 from zoo.errors import ZooError
 
 METADATA_PATH = Path("assets.extra") / "zoo.json"
-METADATA_FORMAT = 1
+METADATA_FORMAT = 2  # 2 adds "calibration" and the log_probabilities output; 1 is still read
 MNIST_EXAMPLE_SHAPE = (28, 28, 1)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -50,25 +54,42 @@ def existing_versions(model_dir: Path) -> list[int]:
 
 
 def build_archive(
-    model: keras.Model, head: models.Head, info: datasets.DatasetInfo, threshold: float
+    model: keras.Model,
+    head: models.Head,
+    info: datasets.DatasetInfo,
+    threshold: float,
+    temperature: float | list[float] = 1.0,
 ) -> keras.export.ExportArchive:
-    """The SavedModel's endpoints around ``model``: preprocessing, both heads' outputs, classes."""
+    """The SavedModel's endpoints around ``model``: preprocessing, calibrated probabilities, their
+    logarithm, raw logits and classes.
+
+    Args:
+        temperature: divides the logits before the activation; one number, or one per class
+            (multilabel). Defaults to 1 (no calibration).
+    """
     inference = head.inference_outputs(model)
     archive = keras.export.ExportArchive()
     archive.track(inference)
     height, width, channels = info.input_shape
+    inverse_temperature = tf.constant(1.0 / np.asarray(temperature, np.float64), tf.float32)
 
     def outputs(images_01: tf.Tensor) -> dict:
-        result = inference(images_01, training=False)
-        probabilities = tf.cast(result["probabilities"], tf.float32)
+        logits = tf.cast(inference(images_01, training=False)["logits"], tf.float32)
+        scaled = logits * inverse_temperature
+        if head.activation == "softmax":
+            log_probabilities = tf.nn.log_softmax(scaled, axis=-1)
+        else:
+            log_probabilities = tf.math.log_sigmoid(scaled)
+        probabilities = tf.exp(log_probabilities)
         if info.task == datasets.MULTICLASS:
             classes = tf.argmax(probabilities, axis=-1)
         else:
-            classes = tf.cast(probabilities >= threshold, tf.int64)
+            classes = tf.cast(models.labels_present(probabilities, threshold), tf.int64)
         return {
             "probabilities": probabilities,
+            "log_probabilities": log_probabilities,
             "classes": classes,
-            "logits": tf.cast(result["logits"], tf.float32),
+            "logits": logits,
         }
 
     archive.add_endpoint(
@@ -103,6 +124,7 @@ def signature_summary(info: datasets.DatasetInfo) -> dict:
             },
             "outputs": {
                 "probabilities": {"dtype": "float32", "shape": [-1, k]},
+                "log_probabilities": {"dtype": "float32", "shape": [-1, k]},
                 "classes": {"dtype": "int64", "shape": classes_shape},
                 "logits": {"dtype": "float32", "shape": [-1, k]},
             },
@@ -163,11 +185,14 @@ def export_run(
     model = keras.saving.load_model(run.model_path, compile=False)
     metrics = json.loads(run.metrics_path.read_text()) if run.metrics_path.exists() else {}
     test_metrics = {k: v for k, v in metrics.get("test", {}).items() if isinstance(v, float)}
+    calibration = metrics.get("calibration")
+    temperature = calibration["temperature"] if calibration else 1.0
 
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-export-{version}-", dir=model_dir))
     try:
-        build_archive(model, head, info, config.threshold).write_out(str(staging), verbose=False)
+        archive = build_archive(model, head, info, config.threshold, temperature)
+        archive.write_out(str(staging), verbose=False)
         metadata = {
             "format_version": METADATA_FORMAT,
             "name": name,
@@ -179,6 +204,14 @@ def export_run(
             "input": {"shape": list(info.input_shape), "dtype": "uint8", "scale": "1/255 in graph"},
             "signatures": signature_summary(info),
             "metrics": test_metrics,
+            "calibration": None
+            if calibration is None
+            else {
+                "method": calibration["method"],
+                "temperature": temperature,
+                "validation_examples": calibration["validation"]["examples"],
+                "test": calibration["test"],
+            },
             "config": config.to_dict(),
             "source_run": str(run.path.resolve()),
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 import models
 from training import datasets, distributed, runtime
+from training.calibration import calibrate
 from training.callbacks import AtomicCheckpoint, LearningRateAndThroughput
 from training.config import TrainConfig
 from training.metrics import keras_metrics, multiclass_report, multilabel_report
@@ -62,20 +63,34 @@ def build_model(config: TrainConfig, info: datasets.DatasetInfo) -> keras.Model:
 
 @dataclass
 class Data:
-    """The arrays of both splits and the pipelines built from them."""
+    """The arrays of the three splits and the pipelines built from them. The validation split
+    (``validation_split`` of the training examples, held out from its end) may be empty."""
 
     x_train: np.ndarray
     y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     train: tf.data.Dataset
-    test: tf.data.Dataset
+    validation: tf.data.Dataset  # the validation split, or the test split when there is none
     steps_per_epoch: int
+
+    @property
+    def has_validation_split(self) -> bool:
+        return len(self.x_val) > 0
+
+    @property
+    def monitored(self) -> tuple[np.ndarray, np.ndarray]:
+        """The images and labels Keras validates on each epoch."""
+        if self.has_validation_split:
+            return self.x_val, self.y_val
+        return self.x_test, self.y_test
 
 
 def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str) -> Data:
-    """Both splits and their pipelines; multi-worker runs drop the last, partial batch so that
-    every worker takes the same number of steps."""
+    """The three splits and their pipelines; multi-worker runs drop the last, partial batch so
+    that every worker takes the same number of steps."""
 
     def arrays(split: str, limit: int):
         return datasets.load_arrays(config.dataset, split, data_dir=config.data_dir or None,
@@ -85,21 +100,28 @@ def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str
         arrays("train", config.train_limit),
         arrays("test", config.test_limit),
     )
+    held_out = math.ceil(len(x_train) * config.validation_split)
+    keep = len(x_train) - held_out
+    (x_train, x_val), (y_train, y_val) = (
+        (x_train[:keep], x_train[keep:]),
+        (y_train[:keep], y_train[keep:]),
+    )
     one_hot = info.num_classes if label_format == "one_hot" else None
     multiworker = config.strategy == "multiworker"
     train = datasets.make_pipeline(
         x_train, y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed,
         augmentation=config.augmentation, one_hot_classes=one_hot, drop_remainder=multiworker,
     )  # fmt: skip
-    test = datasets.make_pipeline(
-        x_test, y_test, batch_size=EVAL_BATCH_SIZE, one_hot_classes=one_hot
+    x_monitored, y_monitored = (x_val, y_val) if held_out else (x_test, y_test)
+    validation = datasets.make_pipeline(
+        x_monitored, y_monitored, batch_size=EVAL_BATCH_SIZE, one_hot_classes=one_hot
     )
     steps = (
         len(x_train) // config.batch_size
         if multiworker
         else math.ceil(len(x_train) / config.batch_size)
     )
-    return Data(x_train, y_train, x_test, y_test, train, test, steps)
+    return Data(x_train, y_train, x_val, y_val, x_test, y_test, train, validation, steps)
 
 
 def open_run(config: TrainConfig, strategy, resume: RunDir | None):
@@ -148,25 +170,45 @@ def compiled_model(config, info, head, label_format, total_steps: int, data: Dat
 
 def fit_callbacks(config, run: RunDir, history: list[dict], data: Data, head, info) -> list:
     shown = slice(0, TENSORBOARD_EVAL_EXAMPLES)
+    images, labels = data.monitored
     return [
         LearningRateAndThroughput(len(data.x_train)),  # first: the others log what it adds
         AtomicCheckpoint(run, history),
         keras.callbacks.TensorBoard(run.logs, histogram_freq=config.histogram_freq),
-        TensorBoardExtras(run.logs, data.x_test[shown], data.y_test[shown], head, info.class_names,
+        TensorBoardExtras(run.logs, images[shown], labels[shown], head, info.class_names,
                           info.task, config.threshold, config.sample_images),
     ]  # fmt: skip
 
 
-def final_report(model, head, info, config, data: Data) -> dict:
-    """Test metrics of the final model: accuracy and confusion matrix, or F1 and mAP."""
+def predict_outputs(model, head, images: np.ndarray) -> dict[str, np.ndarray]:
+    """``{"probabilities", "logits"}`` of ``images`` (uint8), float32 numpy arrays."""
     outputs = head.inference_outputs(model).predict(
-        scale_pixels(data.x_test), batch_size=EVAL_BATCH_SIZE, verbose=0
+        scale_pixels(images), batch_size=EVAL_BATCH_SIZE, verbose=0
     )
-    probabilities = np.asarray(outputs["probabilities"], np.float32)
+    return {name: np.asarray(value, np.float32) for name, value in outputs.items()}
+
+
+def final_report(outputs: dict, head, info, config, data: Data) -> dict:
+    """Test metrics of the final model: accuracy and confusion matrix, or F1 and mAP."""
     if info.task == datasets.MULTICLASS:
-        return multiclass_report(probabilities, np.asarray(data.y_test))
-    logits = np.asarray(outputs["logits"], np.float32)
-    return multilabel_report(probabilities, data.y_test, config.threshold, logits)
+        return multiclass_report(outputs["probabilities"], np.asarray(data.y_test))
+    return multilabel_report(
+        outputs["probabilities"], data.y_test, config.threshold, outputs["logits"]
+    )
+
+
+def calibration_report(model, head, info, data: Data, test_logits: np.ndarray) -> dict:
+    """Temperature scaling fitted on the validation split, reported on validation and test."""
+
+    def targets(labels):  # a sigmoid head on a multiclass dataset calibrates one-vs-rest
+        if head.task == info.task:
+            return np.asarray(labels)
+        return np.eye(info.num_classes)[np.asarray(labels)]
+
+    validation_logits = predict_outputs(model, head, data.x_val)["logits"]
+    return calibrate(
+        (validation_logits, targets(data.y_val)), (test_logits, targets(data.y_test)), head.task
+    )
 
 
 def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2) -> RunDir:
@@ -213,20 +255,26 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
             )  # fmt: skip
         elif initial_epoch < config.epochs:
             model.fit(
-                data.train, validation_data=data.test, epochs=config.epochs,
+                data.train, validation_data=data.validation, epochs=config.epochs,
                 initial_epoch=initial_epoch, shuffle=False,  # the pipeline shuffles
                 callbacks=fit_callbacks(config, run, history, data, head, info), verbose=verbose,
             )  # fmt: skip
         seconds = time.perf_counter() - start
 
-    # 5. Final evaluation on the test split, final model, metrics.
-    report = final_report(model, head, info, config, data)
+    # 5. Final evaluation on the test split; calibration on the validation split; metrics.
+    outputs = predict_outputs(model, head, data.x_test)
+    report = final_report(outputs, head, info, config, data)
+    calibration = None
+    if config.calibrate and data.has_validation_split:
+        calibration = calibration_report(model, head, info, data, outputs["logits"])
     run.save_final_model(model)
     if distributed.is_chief(strategy):
-        write_final_metrics(run.logs, report, step=config.epochs)
+        write_final_metrics(run.logs, report, step=config.epochs, calibration=calibration)
     metrics = {"dataset": info.to_json(), "model": config.model, "head": config.head,
                "epochs": config.epochs, "test": report, "history": history,
                "train_seconds_this_session": seconds}  # fmt: skip
+    if calibration is not None:
+        metrics["calibration"] = calibration
     write_json_atomic(run.metrics_path, metrics)
     run.write_state(**{**run.read_state(), "status": "completed", "epochs_done": config.epochs})
     return run

@@ -1,5 +1,6 @@
 """TensorBoard beyond Keras' scalars and histograms: labelled sample images, a confusion matrix
-(multiclass), per-class PR curves (multilabel) and the hparams session of the run.
+(multiclass), per-class PR curves (multilabel), the hparams session of the run and the
+reliability diagram of its calibration.
 
 Images are drawn with matplotlib's object-oriented API (no pyplot, no global backend state) and
 logged as image summaries.
@@ -75,6 +76,32 @@ def confusion_figure(confusion: np.ndarray, class_names):
                 fontsize=6,
                 color="white" if count > limit else "black",
             )
+    return figure
+
+
+def reliability_figure(reliability: dict, temperature):
+    """The reliability diagram of the test split before and after temperature scaling: accuracy
+    against confidence per bin (the diagonal is perfect calibration), bin sizes below."""
+    figure = Figure(figsize=(5, 5.6))
+    top, bottom = figure.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+    top.plot([0, 1], [0, 1], color="gray", linestyle=":", label="perfectly calibrated")
+    shown = "T = " + (f"{temperature:.3f}" if np.isscalar(temperature) else "one per class")
+    for name, style in (("before", "o-"), ("after", "s-")):
+        points = reliability[name]
+        filled = np.asarray(points["count"]) > 0
+        confidence = np.asarray(points["confidence"])[filled]
+        accuracy = np.asarray(points["accuracy"])[filled]
+        label = "raw" if name == "before" else f"calibrated ({shown})"
+        top.plot(confidence, accuracy, style, markersize=4, label=label)
+    top.set_ylabel("accuracy (fraction right)")
+    top.set_title("Reliability on the test split")
+    top.legend(fontsize=7)
+    bins = len(reliability["after"]["count"])
+    centres = (np.arange(bins) + 0.5) / bins
+    bottom.bar(centres, reliability["after"]["count"], width=1 / bins, color="tab:orange")
+    bottom.set_yscale("log")
+    bottom.set_xlabel("confidence")
+    bottom.set_ylabel("examples")
     return figure
 
 
@@ -156,10 +183,17 @@ def write_hparams(log_dir, hparams: dict, run_name: str) -> None:
         hparams_api.hparams(values, trial_id=run_name)
 
 
-def write_final_metrics(log_dir, metrics: dict, step: int) -> None:
+def write_final_metrics(log_dir, metrics: dict, step: int, calibration: dict | None = None) -> None:
     """Final test metrics as ``final/NAME`` scalars beside the hparams session, so the HParams
-    table shows them in one row per run."""
+    table shows them in one row per run; with a calibration report, the test split's NLL, Brier
+    score and ECE before and after (``final/calibration/...``) and the reliability diagram."""
     with tf.summary.create_file_writer(str(log_dir)).as_default(step=step):
         for name, value in metrics.items():
             if isinstance(value, (int, float)):
                 tf.summary.scalar(f"final/{name}", value)
+        if calibration is not None:
+            for when in ("before", "after"):
+                for name, value in calibration["test"][when].items():
+                    tf.summary.scalar(f"final/calibration/{name}_{when}", value)
+            figure = reliability_figure(calibration["reliability"], calibration["temperature"])
+            tf.summary.image("calibration/reliability_diagram", figure_to_image(figure))

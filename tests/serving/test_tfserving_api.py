@@ -43,7 +43,7 @@ def test_predict_with_tensor_content_answers_typed_fields(stub, test_images):
     scores = np.array(probabilities.float_val).reshape(8, 10)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
     assert list(response.outputs["classes"].int64_val) == scores.argmax(axis=1).tolist()
-    assert set(response.outputs) == {"probabilities", "classes", "logits"}
+    assert set(response.outputs) == {"probabilities", "log_probabilities", "classes", "logits"}
 
 
 def test_predict_with_typed_value_fields_and_output_filter(stub, test_images):
@@ -104,7 +104,7 @@ def test_get_model_metadata_returns_signature_defs(stub):
     serving = signature_map.signature_def["serving_default"]
     assert serving.inputs["images"].dtype == tf.uint8.as_datatype_enum
     assert [d.size for d in serving.inputs["images"].tensor_shape.dim] == [-1, 28, 28, 1]
-    assert set(serving.outputs) == {"probabilities", "classes", "logits"}
+    assert set(serving.outputs) == {"probabilities", "log_probabilities", "classes", "logits"}
     assert "predict_images" in signature_map.signature_def
 
 

@@ -49,7 +49,7 @@ def test_export_writes_servable_signatures(mnist_run, tmp_path):
         1,
     ]
     outputs = serving.structured_outputs
-    assert set(outputs) == {"probabilities", "classes", "logits"}
+    assert set(outputs) == {"probabilities", "log_probabilities", "classes", "logits"}
     assert outputs["probabilities"].dtype == tf.float32 and outputs[
         "probabilities"
     ].shape.as_list() == [None, 10]

@@ -41,6 +41,10 @@ def test_shipped_config_short_run_writes_everything(config_path, tmp_path, tiny_
     assert ("samples", "images") in validation
     root = {tag for tag, plugin in tags["."]}
     assert "_hparams_/session_start_info" in root
+    # Every shipped config holds out a validation split and calibrates on it.
+    assert config.validation_split > 0 and "temperature" in metrics["calibration"]
+    assert ("calibration/reliability_diagram", "images") in tags["."]
+    assert {"final/calibration/ece_before", "final/calibration/ece_after"} <= root
     if metrics["dataset"]["task"] == "multiclass":
         assert ("confusion_matrix", "images") in validation
         assert "final/accuracy" in root and 0.0 <= metrics["test"]["accuracy"] <= 1.0
