@@ -23,7 +23,12 @@ def test_liveness_readiness_and_metadata(triton_client):
     assert metadata["inputs"] == [
         {"name": "images", "datatype": "UINT8", "shape": ["-1", "28", "28", "1"]}
     ]
-    assert {o["name"] for o in metadata["outputs"]} == {"probabilities", "log_probabilities", "classes", "logits"}
+    assert {o["name"] for o in metadata["outputs"]} == {
+        "probabilities",
+        "log_probabilities",
+        "classes",
+        "logits",
+    }
 
 
 def test_infer_with_raw_contents(triton_client, client, test_images):
