@@ -12,7 +12,7 @@ Example:
 
 from models import airnet, fastnet, mlp, mnist_cnn, resnet_cifar  # noqa: F401  (registers)
 from models.classifier import Classifier
-from models.heads import HEADS, Head, check_head_for_task, get_head, heads_for_task, labels_present
+from models.heads import HEADS, Head, check_head_for_task, get_head, heads_for_task
 from models.losses import BinaryFocalLoss, CategoricalFocalLoss
 from models.registry import create_model, get_entry, list_models, register_model
 
@@ -27,7 +27,6 @@ __all__ = [
     "get_entry",
     "get_head",
     "heads_for_task",
-    "labels_present",
     "list_models",
     "register_model",
 ]

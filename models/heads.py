@@ -9,10 +9,11 @@ head               activation   task         loss
 ``sigmoid_logits`` none         multilabel   BinaryCrossentropy(from_logits=True)
 =================  ===========  ===========  ====================================================
 
-Every head ends in a Dense layer named ``logits``; the probability heads add an activation layer
-named ``probabilities``. Whatever the head, :meth:`Head.inference_outputs` gives the same outputs
-for export: ``probabilities`` (the activation applied exactly once), ``logits`` and ``classes``.
-The mathematics is in ``docs/losses.md``.
+The focal variants and positive weights use the zoo's own losses (``models.losses``). Every head
+ends in a Dense layer named ``logits``; the probability heads add an activation layer named
+``probabilities``. Whatever the head, :meth:`Head.inference_outputs` gives the same two outputs,
+``probabilities`` (the activation applied exactly once) and ``logits``; what they mean as
+decisions is ``core.outputs``'. The mathematics is in ``docs/losses.md``.
 """
 
 from dataclasses import dataclass
@@ -20,11 +21,8 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from core.outputs import MULTICLASS, MULTILABEL
 from models.losses import BinaryFocalLoss, CategoricalFocalLoss
-
-MULTICLASS = "multiclass"
-MULTILABEL = "multilabel"
-DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -128,13 +126,6 @@ class Head:
             return outputs
         return tf.nn.softmax(outputs) if self.activation == "softmax" else tf.sigmoid(outputs)
 
-    def classes(self, probabilities: tf.Tensor, threshold: float = DEFAULT_THRESHOLD) -> tf.Tensor:
-        """Multiclass: the argmax class id, int64 [N]. Multilabel: int64 [N, K] 0/1 indicators
-        of the classes whose probability is at least ``threshold``."""
-        if self.task == MULTICLASS:
-            return tf.argmax(probabilities, axis=-1)
-        return tf.cast(labels_present(probabilities, threshold), tf.int64)
-
     def check_loss(self, loss) -> None:
         """ValueError naming both when ``loss`` expects another output than this head gives.
 
@@ -153,11 +144,9 @@ class Head:
             f"loss='auto' (the head's own loss) or build the model with head={matching!r}."
         )
 
-    def inference_outputs(
-        self, model: keras.Model, threshold: float = DEFAULT_THRESHOLD
-    ) -> keras.Model:
+    def inference_outputs(self, model: keras.Model) -> keras.Model:
         """A model with outputs ``{"probabilities", "logits"}`` sharing ``model``'s weights;
-        :meth:`classes` turns the probabilities into class decisions."""
+        ``core.outputs.decide`` turns the probabilities into class decisions."""
         logits = model.get_layer("logits").output
         probabilities = model.output if not self.from_logits else None
         if probabilities is None:
@@ -175,12 +164,6 @@ HEADS: dict[str, Head] = {
         Head("sigmoid_logits", "sigmoid", from_logits=True, task=MULTILABEL),
     )
 }
-
-
-def labels_present(probabilities, threshold: float = DEFAULT_THRESHOLD):
-    """The one multilabel decision rule: a class is present when its probability is at least
-    ``threshold``. Boolean, for numpy arrays and tensors alike."""
-    return keras.ops.greater_equal(probabilities, threshold)
 
 
 _CROSS_ENTROPIES = {

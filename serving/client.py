@@ -1,8 +1,6 @@
 """A Python client of the server's TensorFlow Serving API, used by ``zoo predict``, the tests and
 the benchmarks. Requests carry tensors in ``tensor_content`` (no per-value encoding)."""
 
-import json
-
 import grpc
 import numpy as np
 from google.protobuf import wrappers_pb2
@@ -14,6 +12,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from core.artifact import ModelMetadata, parse_metadata
 from serving.converters import NUMPY_TO_TF, tensor_proto_to_numpy
 
 
@@ -102,8 +101,9 @@ class PredictionClient:
             name: tensor_proto_to_numpy(proto, name) for name, proto in response.outputs.items()
         }
 
-    def metadata(self, model: str) -> tuple[dict, dict]:
-        """``(signature_defs, zoo metadata)`` of the model's newest version."""
+    def metadata(self, model: str) -> tuple[dict, ModelMetadata | None]:
+        """``(signature_defs, zoo metadata)`` of the model's newest version; the metadata is None
+        for SavedModels exported elsewhere."""
         request = get_model_metadata_pb2.GetModelMetadataRequest()
         request.model_spec.name = model
         request.metadata_field.extend(["signature_def", "zoo"])
@@ -114,7 +114,9 @@ class PredictionClient:
         response.metadata["signature_def"].Unpack(signature_map)
         zoo = wrappers_pb2.StringValue()
         response.metadata["zoo"].Unpack(zoo)
-        return dict(signature_map.signature_def), json.loads(zoo.value or "{}")
+        found = zoo.value not in ("", "{}")
+        metadata = parse_metadata(zoo.value, f"{model}'s zoo.json") if found else None
+        return dict(signature_map.signature_def), metadata
 
     def status(self, model: str) -> list:
         request = get_model_status_pb2.GetModelStatusRequest()

@@ -1,6 +1,7 @@
-"""The data plane: repository lookup, validation, batching and metrics, shared by both protocols.
+"""The data plane: repository lookup, validation, batching and metrics, shared by every front end.
 
-Servicers translate their protocol's messages to ``infer(...)`` calls on numpy arrays and back.
+Servicers translate their protocol's messages to calls on this API (ready, model lookup, status,
+``infer``, ``classify``) on numpy arrays and back; they never reach the repository themselves.
 """
 
 import asyncio
@@ -8,15 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from core.outputs import class_names_or_indices
 from serving.batching import DirectRunner, DynamicBatcher
 from serving.errors import NotFound
 from serving.metrics import ServerMetrics
-from serving.repository import ModelRepository, read_model_config
+from serving.repository import ModelRepository, VersionStatus, read_model_config
 from serving.runtime import LoadedVersion, Signature
 from serving.settings import ServerSettings
 from serving.validation import validate_inputs
 
 DEFAULT_SIGNATURE = "serving_default"
+UNKNOWN_MODEL_LABEL = "_unknown"
 
 
 class DataPlane:
@@ -36,8 +39,8 @@ class DataPlane:
         self.model_threads = ThreadPoolExecutor(2, thread_name_prefix="zoo-model")
         self.load_threads = ThreadPoolExecutor(1, thread_name_prefix="zoo-load")
         configs = (
-            read_model_config(settings.model_config, settings.batching)
-            if settings.model_config
+            read_model_config(settings.model_config_file, settings.batching)
+            if settings.model_config_file
             else None
         )
         self.repository = ModelRepository(
@@ -98,6 +101,37 @@ class DataPlane:
             servable.runners[signature.name] = runner
         return runner
 
+    def ready(self) -> bool:
+        """Server readiness: at least one model, and every configured model serving."""
+        return self.repository.ready()
+
+    def model_names(self) -> list[str]:
+        return self.repository.model_names()
+
+    def model_ready(self, name: str, version: int | None = None) -> bool:
+        try:
+            self.repository.get(name, version)
+        except NotFound:
+            return False
+        return True
+
+    def servable(
+        self, name: str, version: int | None = None, label: str | None = None
+    ) -> LoadedVersion:
+        """The loaded version a request names (newest when none); NotFound naming what exists."""
+        return self.repository.get(name, version, label)
+
+    def loaded_versions(self, name: str) -> list[int]:
+        return sorted(self.repository.loaded.get(name, {}))
+
+    def statuses(self, name: str, version: int | None = None) -> dict[int, VersionStatus]:
+        return self.repository.statuses(name, version)
+
+    def metric_label(self, name: str) -> str:
+        """``name`` if the repository knows it, else one shared label: clients cannot grow the
+        metrics with names of their choosing."""
+        return name if name in self.repository.configs else UNKNOWN_MODEL_LABEL
+
     async def infer(
         self,
         name: str,
@@ -111,8 +145,30 @@ class DataPlane:
         servable = self.repository.get(name, version, label)
         signature = self.signature(servable, signature_name)
         size = validate_inputs(signature, inputs, self.settings.max_request_batch)
-        outputs = await self._runner(servable, signature).submit(inputs, size)
+        runner = self._runner(servable, signature)
+        chunk = self.repository.configs[servable.name].batching.max_batch_size
+        if size <= chunk:
+            return servable, signature, await runner.submit(inputs, size)
+        # A request larger than a model call runs in chunks of max_batch_size, in order, so its
+        # memory stays that of one batch; other requests interleave between the chunks.
+        parts = []
+        for start in range(0, size, chunk):
+            piece = {k: v[start : start + chunk] for k, v in inputs.items()}
+            parts.append(await runner.submit(piece, min(chunk, size - start)))
+        outputs = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
         return servable, signature, outputs
+
+    async def classify(
+        self, name: str, inputs: dict[str, np.ndarray], *, version: int | None = None
+    ) -> tuple[LoadedVersion, list[str], np.ndarray]:
+        """Probabilities from ``serving_default`` with the model's class names."""
+        servable, _, outputs = await self.infer(name, inputs, version=version)
+        probabilities = outputs["probabilities"]
+        return (
+            servable,
+            class_names_or_indices(servable.class_names, probabilities.shape[1]),
+            probabilities,
+        )
 
     async def close(self) -> None:
         for versions in self.repository.loaded.values():

@@ -53,8 +53,8 @@ def model_name_of(request) -> str:
 def grpc_errors(method):
     """Wraps an async servicer method: ServingError -> its status; other exceptions -> INTERNAL.
 
-    Every call's outcome and latency go to the servicer's ``metrics.record_request``; every
-    failed call is logged in one line.
+    Every call's outcome and latency go to the servicer's ``metrics.record_request``, labelled with
+    the model's name only when the repository knows it; every failed call is logged in one line.
     """
 
     @functools.wraps(method)
@@ -69,7 +69,7 @@ def grpc_errors(method):
             log.exception("%s raised an internal error", method.__name__)
             code, message = grpc.StatusCode.INTERNAL, f"internal error: {error}"
         finally:
-            model = model_name_of(request)
+            model = self.dataplane.metric_label(model_name_of(request))
             self.metrics.record_request(
                 model, method.__name__, code.name, time.perf_counter() - start
             )

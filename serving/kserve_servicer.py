@@ -8,11 +8,11 @@ UNIMPLEMENTED, as the generated base class does.
 import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from core import __version__
 from serving.converters import NUMPY_TO_V2, infer_tensor_to_numpy, numpy_to_raw
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
-from serving.errors import InvalidArgument, NotFound, grpc_errors
+from serving.errors import InvalidArgument, grpc_errors
 from serving.metrics import ServerMetrics
-from zoo import __version__
 
 PLATFORM = "tensorflow_savedmodel"
 
@@ -39,27 +39,23 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request, context):
-        return service_pb2.ServerReadyResponse(ready=self.dataplane.repository.ready())
+        return service_pb2.ServerReadyResponse(ready=self.dataplane.ready())
 
     async def ServerMetadata(self, request, context):
         return service_pb2.ServerMetadataResponse(name="zoo", version=__version__, extensions=[])
 
     @grpc_errors
     async def ModelReady(self, request, context):
-        try:
-            self.dataplane.repository.get(request.name, _version(request.version))
-        except NotFound:
-            return service_pb2.ModelReadyResponse(ready=False)
-        return service_pb2.ModelReadyResponse(ready=True)
+        ready = self.dataplane.model_ready(request.name, _version(request.version))
+        return service_pb2.ModelReadyResponse(ready=ready)
 
     @grpc_errors
     async def ModelMetadata(self, request, context):
-        repository = self.dataplane.repository
-        servable = repository.get(request.name, _version(request.version))
+        servable = self.dataplane.servable(request.name, _version(request.version))
         signature = self.dataplane.signature(servable, DEFAULT_SIGNATURE)
         return service_pb2.ModelMetadataResponse(
             name=servable.name,
-            versions=[str(v) for v in sorted(repository.loaded.get(servable.name, {}))],
+            versions=[str(v) for v in self.dataplane.loaded_versions(servable.name)],
             platform=PLATFORM,
             inputs=[_tensor_metadata(s) for s in signature.inputs.values()],
             outputs=[_tensor_metadata(s) for s in signature.outputs.values()],

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
+from core.artifact import versions_on_disk
+from core.errors import ConfigError
+from core.settings import validation_message
 from serving.errors import NotFound
 from serving.runtime import LoadedVersion
 from serving.settings import BatchingOptions
-from zoo.errors import ZooError
 
 log = logging.getLogger("zoo.serving")
 
@@ -26,7 +29,7 @@ log = logging.getLogger("zoo.serving")
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
 
 
-class ModelConfigError(ZooError):
+class ModelConfigError(ConfigError):
     """The model config file is invalid."""
 
 
@@ -80,7 +83,7 @@ class ModelConfig:
 class VersionStatus:
     state: str
     error: str = ""
-    stamp: float = 0.0  # mtime of the version folder when it failed; a change retries the load
+    stamp: float = 0.0  # newest mtime in the version's tree when it failed; a change retries
 
 
 def read_model_config(path: str, defaults: BatchingOptions) -> list[ModelConfig]:
@@ -96,37 +99,45 @@ def read_model_config(path: str, defaults: BatchingOptions) -> list[ModelConfig]
     configs = []
     for name, spec in models.items():
         spec = spec or {}
+        if not isinstance(spec, dict):
+            raise ModelConfigError(f"Model {name!r}: expected a mapping of keys, got {spec!r}.")
         unknown = set(spec) - {"base_path", "version_policy", "version_labels", "batching"}
         if unknown:
             raise ModelConfigError(
                 f"Model {name!r}: unknown key(s) {sorted(unknown)}; valid keys: base_path, "
                 "version_policy, version_labels, batching."
             )
-        base = Path(spec.get("base_path", name))
+        base = Path(str(spec.get("base_path", name)))
         try:
-            batching = BatchingOptions(**{**defaults.__dict__, **spec.get("batching", {})})
-        except TypeError as error:
-            raise ModelConfigError(f"Model {name!r}: invalid batching options: {error}") from None
+            batching = BatchingOptions.model_validate(
+                {**defaults.model_dump(), **(spec.get("batching") or {})}
+            )
+        except (ValidationError, TypeError) as error:
+            detail = validation_message(error) if isinstance(error, ValidationError) else error
+            raise ModelConfigError(f"Model {name!r}: batching: {detail}") from None
         configs.append(
             ModelConfig(
                 name=str(name),
                 base_path=base if base.is_absolute() else Path(path).parent / base,
                 policy=VersionPolicy.parse(spec.get("version_policy"), name),
-                labels={str(k): int(v) for k, v in (spec.get("version_labels") or {}).items()},
+                labels=_version_labels(spec.get("version_labels"), name),
                 batching=batching,
             )
         )
     return configs
 
 
-def versions_on_disk(base_path: Path) -> dict[int, float]:
-    """``{version: folder mtime}`` of the complete versions (a folder holding saved_model.pb)."""
-    found = {}
-    if base_path.is_dir():
-        for entry in base_path.iterdir():
-            if entry.name.isdigit() and (entry / "saved_model.pb").is_file():
-                found[int(entry.name)] = entry.stat().st_mtime
-    return found
+def _version_labels(spec, model: str) -> dict[str, int]:
+    """``version_labels: {stable: 1, canary: 2}``; ModelConfigError for anything else."""
+    spec = spec or {}
+    if not isinstance(spec, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in spec.values()
+    ):
+        raise ModelConfigError(
+            f"Model {model!r}: invalid version_labels {spec!r}; expected labels mapped to "
+            "version numbers, such as {stable: 1, canary: 2}."
+        )
+    return {str(k): v for k, v in spec.items()}
 
 
 class ModelRepository:
@@ -290,5 +301,6 @@ class ModelRepository:
         return dict(statuses)
 
     def ready(self) -> bool:
-        """True once every configured model serves at least one version."""
-        return all(self.loaded.get(name) for name in self.configs)
+        """True once there is a model and every configured model serves at least one version: an
+        empty repository (a typo in the path, a volume not mounted) is not ready."""
+        return bool(self.configs) and all(self.loaded.get(name) for name in self.configs)

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from training.export import read_metadata
+from core.artifact import read_metadata
 
 log = logging.getLogger("zoo.serving")
 
@@ -66,7 +66,7 @@ class LoadedVersion:
 
     @property
     def class_names(self) -> list[str]:
-        return self.metadata.get("class_names", [])
+        return self.metadata.class_names if self.metadata else []
 
     def warm_up(self) -> None:
         """Runs every signature once on a batch of zeros, so the first request pays no tracing."""

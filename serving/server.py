@@ -7,6 +7,7 @@ same server on a background thread, for tests and benchmarks.
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import signal
 import threading
@@ -19,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 from tritonclient.grpc import service_pb2_grpc
 
+from core.errors import ConfigError
 from serving.dataplane import DataPlane
 from serving.kserve_servicer import InferenceServicer
 from serving.metrics import ServerMetrics
@@ -26,34 +28,69 @@ from serving.settings import ServerSettings
 from serving.tfserving_servicer import ModelServicer, PredictionServicer
 
 log = logging.getLogger("zoo.serving")
-OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+HEALTH_METHODS = "/grpc.health.v1.Health/"
+REFLECTION_METHODS = "/grpc.reflection."
+
+
+def bearer_token(metadata) -> str | None:
+    """The token of an ``authorization: Bearer TOKEN`` header (the scheme in any case), or None."""
+    value = dict(metadata or ()).get("authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
-    """Requires ``authorization: Bearer TOKEN`` on every RPC except health and reflection."""
+    """Requires ``authorization: Bearer TOKEN`` on every RPC except reflection and the server's
+    overall health (what load balancers, Kubernetes probes and the Docker HEALTHCHECK ask). A
+    model's health needs the token too, so model names cannot be probed without it."""
 
     def __init__(self, token: str):
-        self.expected = f"Bearer {token}"
+        self.expected = token.encode()
+
+    def allows(self, metadata) -> bool:
+        token = bearer_token(metadata)
+        return token is not None and hmac.compare_digest(token.encode(), self.expected)
 
     async def intercept_service(self, continuation, handler_call_details):
-        if handler_call_details.method.startswith(OPEN_METHODS):
+        method, metadata = handler_call_details.method, handler_call_details.invocation_metadata
+        if method.startswith(REFLECTION_METHODS) or self.allows(metadata):
             return await continuation(handler_call_details)
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        if metadata.get("authorization") == self.expected:
-            return await continuation(handler_call_details)
-        reason = "missing" if "authorization" not in metadata else "invalid"
+        reason = "missing" if bearer_token(metadata) is None else "invalid"
+        message = f"{reason} bearer token: send metadata 'authorization: Bearer <token>'"
+        if method.startswith(HEALTH_METHODS):
+            return self._overall_health_only(await continuation(handler_call_details), message)
 
         async def deny(request, context):
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                f"{reason} bearer token: send metadata 'authorization: Bearer <token>'",
-            )
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
         return grpc.unary_unary_rpc_method_handler(deny)
 
+    @staticmethod
+    def _overall_health_only(handler, message: str):
+        """The health handler (Check or Watch), refusing requests that name a service (a model).
+        Both are coroutines in grpc.aio: Watch streams with ``context.write``."""
+        kind, make = (
+            (handler.unary_unary, grpc.unary_unary_rpc_method_handler)
+            if handler.unary_unary is not None
+            else (handler.unary_stream, grpc.unary_stream_rpc_method_handler)
+        )
+
+        async def overall_only(request, context):
+            if request.service:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+            return await kind(request, context)
+
+        return make(
+            overall_only,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
 
 def _credentials(settings: ServerSettings):
-    if not (settings.tls_cert or settings.tls_key):
+    if not settings.tls:
         return None
     key, cert = Path(settings.tls_key).read_bytes(), Path(settings.tls_cert).read_bytes()
     client_ca = Path(settings.tls_client_ca).read_bytes() if settings.tls_client_ca else None
@@ -94,8 +131,12 @@ async def serve(settings: ServerSettings, on_started=None, stop: asyncio.Event |
         )
         await health_servicer.set(name, status)
 
+    async def model_changed_health(name: str, serving: bool):
+        await set_health(name, serving)
+        await set_health("", dataplane.ready())
+
     def model_changed(name: str, serving: bool):
-        asyncio.get_running_loop().create_task(set_health(name, serving))
+        asyncio.get_running_loop().create_task(model_changed_health(name, serving))
 
     dataplane = DataPlane(settings, metrics, on_model_change=model_changed)
     await dataplane.poll()  # first load, before the port opens
@@ -131,17 +172,32 @@ async def serve(settings: ServerSettings, on_started=None, stop: asyncio.Event |
     )
     address = f"{settings.host}:{settings.port}"
     credentials = _credentials(settings)
-    port = (
-        server.add_secure_port(address, credentials)
-        if credentials
-        else server.add_insecure_port(address)
-    )
+    try:
+        port = (
+            server.add_secure_port(address, credentials)
+            if credentials
+            else server.add_insecure_port(address)
+        )
+    except RuntimeError:
+        await dataplane.close()
+        raise ConfigError(
+            f"Cannot listen on {address}: the port is in use or the address is not on this machine."
+        ) from None
     metrics_server, metrics_port = (None, -1)
     if settings.metrics_port >= 0:
-        metrics_server, metrics_port = metrics.serve_http(settings.host, settings.metrics_port)
+        try:
+            metrics_server, metrics_port = metrics.serve_http(
+                settings.metrics_host, settings.metrics_port
+            )
+        except OSError as error:
+            await dataplane.close()
+            raise ConfigError(
+                f"Cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: "
+                f"{error.strerror}."
+            ) from None
 
     await server.start()
-    await set_health("", dataplane.repository.ready())
+    await set_health("", dataplane.ready())
     poller = asyncio.get_running_loop().create_task(_poll_forever(dataplane, settings.poll_seconds))
     stop = stop or asyncio.Event()
     with contextlib.suppress(ValueError, RuntimeError):  # only possible in the main thread
@@ -149,7 +205,7 @@ async def serve(settings: ServerSettings, on_started=None, stop: asyncio.Event |
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     log.info(
         "Serving %s on %s (%s), metrics on port %s",
-        dataplane.repository.model_names(),
+        dataplane.model_names(),
         address.replace(str(settings.port), str(port)),
         "TLS" if credentials else "plaintext",
         metrics_port,

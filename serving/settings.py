@@ -1,62 +1,164 @@
-"""The server's settings: one object, built once by the CLI (or a test) and passed down."""
+"""The server's settings: declared once, with types, bounds and descriptions, built once by the CLI
+(or a test) and passed down.
 
-import os
-from dataclasses import dataclass, field
+``ServerSettings`` is a pydantic-settings model: every field can come from a flag (``zoo serve
+--port 9000``, generated from these declarations), from a ``ZOO_`` environment variable
+(``ZOO_PORT=9000``), or from its default, in that order. :func:`build_settings` turns a value out
+of bounds into one ConfigError line naming the key, the value and what is allowed; the checks that
+need the file system (TLS files, the repository) run there too, before any port opens.
+"""
+
+import ssl
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+from core.settings import validation_message
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+GRPC_MAX_MESSAGE_BYTES = 2**31 - 1
 
 
-@dataclass(frozen=True)
-class BatchingOptions:
-    """Dynamic batching of one model.
+class BatchingOptions(BaseModel):
+    """Dynamic batching of one model (a model config may override the server's defaults)."""
 
-    Args:
-        enabled: merge concurrent requests into one model call.
-        max_batch_size: most examples in one merged call.
-        max_wait_us: how long a batch may wait for more requests once the model is free. The
-            default 0 is greedy batching: a lone request runs at once (no added latency), while
-            under load the requests that queued during the previous call run together.
-        max_queue: most requests waiting; beyond it requests get UNAVAILABLE.
-    """
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    enabled: bool = True
-    max_batch_size: int = 64
-    max_wait_us: int = 0
-    max_queue: int = 1024
+    enabled: bool = Field(True, description="merge concurrent requests into one model call")
+    max_batch_size: int = Field(
+        64,
+        ge=1,
+        le=65536,
+        description="most examples in one model call; larger requests run in chunks of this size",
+    )
+    max_wait_us: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="how long a batch may wait for more requests once the model is free; 0 is "
+        "greedy batching: a lone request runs at once, and under load the requests that queued "
+        "during the previous call run together",
+    )
+    max_queue: int = Field(
+        1024, ge=1, le=1_000_000, description="most requests waiting; beyond it UNAVAILABLE"
+    )
 
 
-@dataclass(frozen=True)
-class ServerSettings:
-    """Everything ``zoo serve`` can be told.
+class ServerSettings(BaseSettings):
+    """Everything ``zoo serve`` can be told."""
 
-    Args:
-        model_repo: repository root: ``NAME/VERSION/saved_model.pb``; every model in it is served.
-        model_config: optional YAML file listing the models to serve (docs/serving.md).
-        host: interface to listen on.
-        port: gRPC port (both protocols, health and reflection). 0 picks a free port.
-        metrics_port: Prometheus metrics over HTTP; 0 picks a free port, -1 disables.
-        poll_seconds: how often the repository is scanned for new or removed versions.
-        max_message_bytes: largest request accepted (RESOURCE_EXHAUSTED beyond it).
-        max_request_batch: largest batch one request may carry (INVALID_ARGUMENT beyond it).
-        batching: default batching of every model (a model config may override it).
-        tls_cert: PEM server certificate (enables TLS with ``tls_key``).
-        tls_key: PEM private key of the certificate.
-        tls_client_ca: PEM CA bundle; when set, clients must present a certificate (mutual TLS).
-        auth_token: when set, every RPC but health needs ``authorization: Bearer TOKEN``.
-        grace_seconds: on SIGTERM, how long in-flight requests get to finish.
-    """
+    model_config = SettingsConfigDict(env_prefix="ZOO_", frozen=True, extra="forbid")
 
-    model_repo: str = "model_repo"
-    model_config: str = ""
-    host: str = "0.0.0.0"
-    port: int = 8500
-    metrics_port: int = 8502
-    poll_seconds: float = 1.0
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    max_request_batch: int = 1024
-    batching: BatchingOptions = field(default_factory=BatchingOptions)
-    tls_cert: str = ""
-    tls_key: str = ""
-    tls_client_ca: str = ""
-    auth_token: str = field(default_factory=lambda: os.environ.get("ZOO_AUTH_TOKEN", ""))
-    grace_seconds: float = 10.0
+    model_repo: str = Field(
+        "model_repo", description="repository root: NAME/VERSION/saved_model.pb; every model in it"
+    )
+    model_config_file: str = Field(
+        "",
+        description="YAML file listing the models to serve, with version policies, labels and "
+        "batching (docs/serving.md)",
+        json_schema_extra={"flag": "--model-config"},
+    )
+    host: str = Field(
+        "0.0.0.0",
+        description="interface the gRPC port listens on: all of them by default, as TensorFlow "
+        "Serving; 127.0.0.1 for this machine only",
+    )
+    port: int = Field(8500, ge=0, le=65535, description="gRPC port (both protocols); 0: any free")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="interface of the Prometheus metrics port: this machine only by default; "
+        "0.0.0.0 to let a scraper elsewhere in (the metrics carry no token)",
+    )
+    metrics_port: int = Field(
+        8502, ge=-1, le=65535, description="Prometheus metrics over HTTP; 0: any free, -1: off"
+    )
+    poll_seconds: float = Field(
+        1.0, ge=0.05, le=86400, description="seconds between scans of the repository"
+    )
+    max_message_bytes: int = Field(
+        DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1024,
+        le=GRPC_MAX_MESSAGE_BYTES,
+        description="largest request and largest tensor accepted (RESOURCE_EXHAUSTED beyond)",
+    )
+    max_request_batch: int = Field(
+        1024, ge=1, le=1_000_000, description="most examples in one request (INVALID_ARGUMENT)"
+    )
+    batching: BatchingOptions = Field(default_factory=BatchingOptions)
+    tls_cert: str = Field("", description="PEM server certificate (TLS, with --tls-key)")
+    tls_key: str = Field("", description="PEM private key of the certificate")
+    tls_client_ca: str = Field(
+        "", description="PEM CA bundle: clients must present a certificate it signed (mutual TLS)"
+    )
+    auth_token: str = Field(
+        "",
+        repr=False,
+        description="bearer token every RPC but overall health needs (ZOO_AUTH_TOKEN only: a "
+        "secret on the command line shows in ps)",
+    )
+    grace_seconds: float = Field(
+        10.0, ge=0, le=3600, description="on SIGTERM, how long in-flight requests get to finish"
+    )
+
+    @model_validator(mode="after")
+    def _tls_fits_together(self):
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("TLS needs both tls_cert and tls_key")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError(
+                "tls_client_ca (mutual TLS) needs tls_cert and tls_key too: without them the "
+                "server would accept plaintext"
+            )
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
+
+def check_files(settings: ServerSettings) -> None:
+    """ConfigError unless the repository, model config and TLS files are usable."""
+    if settings.model_config_file:
+        if not Path(settings.model_config_file).is_file():
+            raise ConfigError(f"model_config {settings.model_config_file!r} is not a file.")
+    else:
+        repo = Path(settings.model_repo)
+        if not repo.is_dir():
+            kind = "is a file" if repo.exists() else "does not exist"
+            raise ConfigError(
+                f"model_repo {settings.model_repo!r} {kind}; give the folder that holds "
+                "NAME/VERSION/saved_model.pb."
+            )
+    for key in ("tls_cert", "tls_key", "tls_client_ca"):
+        path = getattr(settings, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{key} {path!r} is not a readable file.")
+    if settings.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        except ssl.SSLError as error:
+            raise ConfigError(
+                f"tls_key {settings.tls_key!r} does not fit tls_cert {settings.tls_cert!r} "
+                f"(or one is not PEM): {error.reason or error}."
+            ) from None
+    if settings.tls_client_ca:
+        try:
+            ssl.create_default_context(cafile=settings.tls_client_ca)
+        except ssl.SSLError as error:
+            raise ConfigError(
+                f"tls_client_ca {settings.tls_client_ca!r} holds no PEM certificate: {error}."
+            ) from None
+
+
+def build_settings(**values) -> ServerSettings:
+    """Settings from explicit values (flags), ``ZOO_`` environment variables and defaults,
+    validated; ConfigError naming the key, the value and what is allowed."""
+    try:
+        settings = ServerSettings(**values)
+    except ValidationError as error:
+        raise ConfigError(validation_message(error)) from None
+    check_files(settings)
+    return settings

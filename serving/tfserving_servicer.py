@@ -2,9 +2,6 @@
 ModelService (GetModelStatus), translated to data-plane calls.
 """
 
-import io
-import json
-
 import numpy as np
 from google.protobuf import wrappers_pb2
 from tensorflow_serving.apis import (
@@ -17,6 +14,8 @@ from tensorflow_serving.apis import (
     status_pb2,
 )
 
+from core.images import ImageError, example_image
+from core.outputs import ranked
 from serving.converters import numpy_to_tensor_proto, tensor_proto_to_numpy
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, grpc_errors
@@ -72,27 +71,27 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @grpc_errors
     async def Classify(self, request, context):
         spec = request.model_spec
-        servable = self.dataplane.repository.get(
+        servable = self.dataplane.servable(
             spec.name, _requested_version(spec), spec.version_label or None
         )
         signature = self.dataplane.signature(servable, DEFAULT_SIGNATURE)
         ((input_name, input_spec),) = signature.inputs.items()
+        shape = tuple(input_spec.shape[1:])
         kind = request.input.WhichOneof("kind")  # example_list or example_list_with_context
         examples = list(getattr(request.input, kind).examples) if kind else []
-        images = (
-            np.stack([_example_image(ex, input_name, input_spec) for ex in examples])
-            if len(examples)
-            else np.zeros((0, *input_spec.shape[1:]), input_spec.dtype)
+        try:
+            decoded = [example_image(example, input_name, shape) for example in examples]
+        except ImageError as error:
+            raise InvalidArgument(str(error)) from None
+        images = np.stack(decoded) if decoded else np.zeros((0, *shape), input_spec.dtype)
+        servable, names, probabilities = await self.dataplane.classify(
+            spec.name, {input_name: images.astype(input_spec.dtype)}, version=servable.version
         )
-        servable, _, outputs = await self.dataplane.infer(
-            spec.name, {input_name: images}, version=servable.version
-        )
-        names = servable.class_names or [str(i) for i in range(outputs["probabilities"].shape[1])]
         response = classification_pb2.ClassificationResponse()
         _fill_model_spec(response.model_spec, servable, DEFAULT_SIGNATURE)
-        for row in outputs["probabilities"]:
+        for row in probabilities:
             classification = response.result.classifications.add()
-            for index in np.argsort(-row, kind="stable"):
+            for index in ranked(row):
                 classification.classes.add(label=names[index], score=float(row[index]))
         return response
 
@@ -106,7 +105,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 f"Unknown metadata_field {unknown}; supported: {SIGNATURE_DEF_FIELD!r}, "
                 f"{ZOO_METADATA_FIELD!r}."
             )
-        servable = self.dataplane.repository.get(
+        servable = self.dataplane.servable(
             spec.name, _requested_version(spec), spec.version_label or None
         )
         response = get_model_metadata_pb2.GetModelMetadataResponse()
@@ -117,50 +116,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 signature_map.signature_def[name].CopyFrom(signature_def)
             response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
         if ZOO_METADATA_FIELD in fields:
-            text = json.dumps(servable.metadata)
+            text = servable.metadata.model_dump_json() if servable.metadata else "{}"
             response.metadata[ZOO_METADATA_FIELD].Pack(wrappers_pb2.StringValue(value=text))
         return response
-
-
-def _example_image(example, input_name: str, spec) -> np.ndarray:
-    """The image in a tf.Example's feature ``input_name``: pixel values (int64_list or
-    float_list, 0-255), raw bytes of the image, or an encoded PNG/JPEG (bytes_list)."""
-    shape = tuple(spec.shape[1:])
-    if input_name not in example.features.feature:
-        raise InvalidArgument(
-            f"Example lacks feature {input_name!r}: expected pixel values or image bytes of "
-            f"shape {list(shape)}."
-        )
-    feature = example.features.feature[input_name]
-    kind = feature.WhichOneof("kind")
-    if kind == "bytes_list":
-        data = feature.bytes_list.value[0] if feature.bytes_list.value else b""
-        if len(data) == int(np.prod(shape)):
-            return np.frombuffer(data, np.uint8).reshape(shape)
-        return _decode_image(data, shape, input_name)
-    values = np.asarray(
-        feature.float_list.value if kind == "float_list" else feature.int64_list.value
-    )
-    if values.size != int(np.prod(shape)):
-        raise InvalidArgument(
-            f"Feature {input_name!r}: {values.size} values, expected {int(np.prod(shape))} "
-            f"(shape {list(shape)})."
-        )
-    return np.clip(values, 0, 255).astype(spec.dtype).reshape(shape)
-
-
-def _decode_image(data: bytes, shape: tuple[int, ...], name: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(io.BytesIO(data))
-        image = image.convert("L" if shape[-1] == 1 else "RGB").resize((shape[1], shape[0]))
-    except (UnidentifiedImageError, OSError) as error:
-        raise InvalidArgument(
-            f"Feature {name!r}: bytes are neither {int(np.prod(shape))} raw pixels nor a PNG/JPEG "
-            f"image ({error})."
-        ) from None
-    return np.asarray(image, np.uint8).reshape(shape)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -170,7 +128,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     @grpc_errors
     async def GetModelStatus(self, request, context):
         spec = request.model_spec
-        statuses = self.dataplane.repository.statuses(spec.name, _requested_version(spec))
+        statuses = self.dataplane.statuses(spec.name, _requested_version(spec))
         response = get_model_status_pb2.GetModelStatusResponse()
         for version, status in sorted(statuses.items()):
             entry = response.model_version_status.add(

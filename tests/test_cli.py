@@ -52,27 +52,57 @@ def test_models_lists_architectures_with_parameter_counts(capsys):
     assert "cifar10" in rows["resnet20"]["suits"]
 
 
-def test_serve_flags_build_the_settings():
+def test_serve_flags_build_the_settings(tmp_path, monkeypatch):
     from zoo.commands import serve
 
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model_repo").mkdir()
     args = cli.build_parser().parse_args(
-        [
-            "serve",
-            "--port",
-            "9000",
-            "--no-batching",
-            "--max-batch-size",
-            "8",
-            "--grace-seconds",
-            "2",
-        ]
-    )
+        ["serve", "--port", "9000", "--no-batching", "--max-batch-size", "8",
+         "--grace-seconds", "2"]
+    )  # fmt: skip
     settings = serve.settings_from_args(args)
     assert settings.port == 9000 and settings.grace_seconds == 2.0
     assert settings.batching.enabled is False and settings.batching.max_batch_size == 8
     assert settings.model_repo == "model_repo" and settings.metrics_port == 8502
+    assert settings.metrics_host == "127.0.0.1", "metrics stay on this machine by default"
     defaults = serve.settings_from_args(cli.build_parser().parse_args(["serve"]))
     assert defaults.batching.enabled is True and defaults.port == 8500
+    # ZOO_ environment variables fill what no flag gives; flags win.
+    monkeypatch.setenv("ZOO_PORT", "9100")
+    monkeypatch.setenv("ZOO_POLL_SECONDS", "2.5")
+    from_env = serve.settings_from_args(cli.build_parser().parse_args(["serve", "--port", "1"]))
+    assert from_env.port == 1 and from_env.poll_seconds == 2.5
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--port", "70000"],
+            "Invalid setting port=70000: Input should be less than or equal to 65535",
+        ),
+        (
+            ["--poll-seconds", "0"],
+            "poll_seconds=0.0: Input should be greater than or equal to 0.05",
+        ),
+        (["--poll-seconds", "-1"], "poll_seconds=-1.0"),
+        (["--max-batch-size", "0"], "batching.max_batch_size=0: Input should be greater"),
+        (["--tls-client-ca", "ca.pem"], "tls_client_ca (mutual TLS) needs tls_cert and tls_key"),
+        (["--tls-cert", "c.pem"], "TLS needs both tls_cert and tls_key"),
+        (["--tls-cert", "c.pem", "--tls-key", "k.pem"], "tls_cert 'c.pem' is not a readable file"),
+        (["--model-repo", "nowhere"], "model_repo 'nowhere' does not exist"),
+        (["--model-repo", "afile"], "model_repo 'afile' is a file"),
+        (["--model-config", "nope.yaml"], "model_config 'nope.yaml' is not a file"),
+    ],
+)
+def test_bad_serve_settings_exit_2_in_one_line(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model_repo").mkdir()
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["serve", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_train_flags_override_only_what_is_given():

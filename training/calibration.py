@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 
-MULTICLASS = "multiclass"
+from core.outputs import MULTICLASS
+
 ECE_BINS = 15
 SEARCH_RANGE = (-7.0, 7.0)  # log(1/T): T from about 1e-3 to 1e3
 SEARCH_STEPS = 80

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from zoo.errors import ZooError
+from core.errors import ZooError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")

@@ -12,14 +12,16 @@ Signatures:
   example, ``images`` float32 [N, 784] in [0, 1] -> ``scores`` float32 [N, 10], so that example's
   client works unchanged.
 
-Beside the SavedModel, ``assets.extra/zoo.json`` holds the metadata (docs/export.md). The version
-is written into a hidden temporary folder and renamed into place: a server polling the repository
-never sees a half-written version.
+Beside the SavedModel, ``assets.extra/zoo.json`` holds the metadata (``core.artifact``, which also
+derives the signatures' spec). The version is written into a hidden temporary folder and renamed
+into place: a server polling the repository never sees a half-written version. Two exports of the
+same model at once each get their own version; temporary folders that a killed export left behind
+are removed by the next export once they are an hour old.
 """
 
+import errno
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -30,27 +32,28 @@ import numpy as np
 import tensorflow as tf
 
 import models
+from core.artifact import (
+    NAME_PATTERN,
+    Calibration,
+    InputInfo,
+    ModelMetadata,
+    existing_versions,
+    signature_spec,
+    write_metadata,
+)
+from core.errors import ZooError
+from core.outputs import labels_present
 from training import datasets
 from training.config import build_config, load_yaml
 from training.preprocess import scale_pixels
 from training.run_dir import RunDir
-from zoo.errors import ZooError
 
-METADATA_PATH = Path("assets.extra") / "zoo.json"
-METADATA_FORMAT = 2  # 2 adds "calibration" and the log_probabilities output; 1 is still read
-MNIST_EXAMPLE_SHAPE = (28, 28, 1)
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+STALE_STAGING_SECONDS = 3600
+TF_DTYPES = {"uint8": tf.uint8, "float32": tf.float32}
 
 
 class ExportError(ZooError):
     """An export request that cannot be carried out; nothing is written."""
-
-
-def existing_versions(model_dir: Path) -> list[int]:
-    """The integer version folders of a model, ascending (hidden temporary folders are ignored)."""
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def build_archive(
@@ -70,7 +73,6 @@ def build_archive(
     inference = head.inference_outputs(model)
     archive = keras.export.ExportArchive()
     archive.track(inference)
-    height, width, channels = info.input_shape
     inverse_temperature = tf.constant(1.0 / np.asarray(temperature, np.float64), tf.float32)
 
     def outputs(images_01: tf.Tensor) -> dict:
@@ -84,7 +86,7 @@ def build_archive(
         if info.task == datasets.MULTICLASS:
             classes = tf.argmax(probabilities, axis=-1)
         else:
-            classes = tf.cast(models.labels_present(probabilities, threshold), tf.int64)
+            classes = tf.cast(labels_present(probabilities, threshold), tf.int64)
         return {
             "probabilities": probabilities,
             "log_probabilities": log_probabilities,
@@ -92,56 +94,27 @@ def build_archive(
             "logits": logits,
         }
 
+    spec = signature_spec(info.task, info.input_shape, info.num_classes)
+
+    def input_signature(name: str) -> list[tf.TensorSpec]:
+        ((input_name, tensor),) = spec[name].inputs.items()
+        shape = [None if d == -1 else d for d in tensor.shape]
+        return [tf.TensorSpec(shape, TF_DTYPES[tensor.dtype], name=input_name)]
+
     archive.add_endpoint(
         "serving_default",
         lambda images: outputs(scale_pixels(images)),
-        input_signature=[tf.TensorSpec([None, height, width, channels], tf.uint8, name="images")],
+        input_signature=input_signature("serving_default"),
     )
-    if info.input_shape == MNIST_EXAMPLE_SHAPE and info.num_classes == 10:
+    if "predict_images" in spec:  # TensorFlow Serving's MNIST example client
         archive.add_endpoint(
             "predict_images",
             lambda images: {
-                "scores": outputs(tf.reshape(images, [-1, *MNIST_EXAMPLE_SHAPE]))["probabilities"]
+                "scores": outputs(tf.reshape(images, [-1, *info.input_shape]))["probabilities"]
             },
-            input_signature=[tf.TensorSpec([None, 784], tf.float32, name="images")],
+            input_signature=input_signature("predict_images"),
         )
     return archive
-
-
-def signature_summary(info: datasets.DatasetInfo) -> dict:
-    """The signatures' inputs and outputs as documented in zoo.json."""
-    h, w, c = info.input_shape
-    k = info.num_classes
-    classes_shape = [-1] if info.task == datasets.MULTICLASS else [-1, k]
-    summary = {
-        "serving_default": {
-            "inputs": {
-                "images": {
-                    "dtype": "uint8",
-                    "shape": [-1, h, w, c],
-                    "description": "raw pixels 0-255; scaled to [0, 1] in the graph",
-                }
-            },
-            "outputs": {
-                "probabilities": {"dtype": "float32", "shape": [-1, k]},
-                "log_probabilities": {"dtype": "float32", "shape": [-1, k]},
-                "classes": {"dtype": "int64", "shape": classes_shape},
-                "logits": {"dtype": "float32", "shape": [-1, k]},
-            },
-        }
-    }
-    if info.input_shape == MNIST_EXAMPLE_SHAPE and k == 10:
-        summary["predict_images"] = {
-            "inputs": {
-                "images": {
-                    "dtype": "float32",
-                    "shape": [-1, 784],
-                    "description": "pixels in [0, 1], row-major 28x28",
-                }
-            },
-            "outputs": {"scores": {"dtype": "float32", "shape": [-1, 10]}},
-        }
-    return summary
 
 
 def export_run(
@@ -166,17 +139,17 @@ def export_run(
             f"Invalid model name {name!r}: use letters, digits, '_', '-' and '.', starting with a "
             "letter or digit."
         )
-    model_dir = Path(repo) / name
+    repo = Path(repo)
+    if repo.exists() and not repo.is_dir():
+        raise ExportError(f"--repo {str(repo)!r} is a file; give the repository's folder.")
+    model_dir = repo / name
     versions = existing_versions(model_dir)
-    if version is None:
-        version = (versions[-1] + 1) if versions else 1
-    if version < 1:
+    if version is not None and version < 1:
         raise ExportError(f"Version must be a positive integer. Received: version={version}")
-    target = model_dir / str(version)
-    if target.exists():
+    if version is not None and (model_dir / str(version)).exists():
         raise ExportError(
-            f"{target} already exists; versions are immutable. Existing versions: {versions}. "
-            "Omit --version to export as the next one."
+            f"{model_dir / str(version)} already exists; versions are immutable. Existing "
+            f"versions: {versions}. Omit --version to export as the next one."
         )
 
     config = build_config(load_yaml(run.config_path))
@@ -184,49 +157,74 @@ def export_run(
     head = models.get_head(config.head)
     model = keras.saving.load_model(run.model_path, compile=False)
     metrics = json.loads(run.metrics_path.read_text()) if run.metrics_path.exists() else {}
-    test_metrics = {k: v for k, v in metrics.get("test", {}).items() if isinstance(v, float)}
     calibration = metrics.get("calibration")
     temperature = calibration["temperature"] if calibration else 1.0
+    metadata = ModelMetadata(
+        name=name,
+        version=version or 0,  # set below, once the version is taken
+        task=info.task,
+        head=head.name,
+        threshold=config.threshold,
+        class_names=list(info.class_names),
+        input=InputInfo(shape=list(info.input_shape)),
+        signatures=signature_spec(info.task, info.input_shape, info.num_classes),
+        metrics={k: v for k, v in metrics.get("test", {}).items() if isinstance(v, float)},
+        calibration=None
+        if calibration is None
+        else Calibration(
+            temperature=temperature,
+            validation_examples=calibration["validation"]["examples"],
+            test=calibration["test"],
+        ),
+        config=config.to_dict(),
+        source_run=str(run.path.resolve()),
+        exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
 
-    model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-export-{version}-", dir=model_dir))
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(model_dir)
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=model_dir))
+    except OSError as error:
+        raise ExportError(f"Cannot write into {str(model_dir)!r}: {error.strerror}.") from None
     try:
         archive = build_archive(model, head, info, config.threshold, temperature)
         archive.write_out(str(staging), verbose=False)
-        metadata = {
-            "format_version": METADATA_FORMAT,
-            "name": name,
-            "version": version,
-            "task": info.task,
-            "head": head.name,
-            "threshold": config.threshold,
-            "class_names": list(info.class_names),
-            "input": {"shape": list(info.input_shape), "dtype": "uint8", "scale": "1/255 in graph"},
-            "signatures": signature_summary(info),
-            "metrics": test_metrics,
-            "calibration": None
-            if calibration is None
-            else {
-                "method": calibration["method"],
-                "temperature": temperature,
-                "validation_examples": calibration["validation"]["examples"],
-                "test": calibration["test"],
-            },
-            "config": config.to_dict(),
-            "source_run": str(run.path.resolve()),
-            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        (staging / METADATA_PATH).parent.mkdir(exist_ok=True)
-        (staging / METADATA_PATH).write_text(json.dumps(metadata, indent=2) + "\n")
         os.chmod(staging, 0o755)
-        os.rename(staging, target)  # atomic: the version appears complete or not at all
-    except BaseException:
+        return _publish(staging, model_dir, metadata, version)
+    except OSError as error:
+        raise ExportError(
+            f"Export to {str(model_dir)!r} failed, nothing was published: {error.strerror or error}."
+        ) from None
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
 
 
-def read_metadata(version_dir: str | os.PathLike) -> dict:
-    """The ``zoo.json`` metadata of an exported version ({} for SavedModels from elsewhere)."""
-    path = Path(version_dir) / METADATA_PATH
-    return json.loads(path.read_text()) if path.is_file() else {}
+def _publish(staging: Path, model_dir: Path, metadata: ModelMetadata, version: int | None) -> Path:
+    """Renames ``staging`` to the next free version (or ``version``); atomic, so the version
+    appears complete or not at all. A version taken meanwhile by another export is skipped."""
+    while True:
+        number = version or (max(existing_versions(model_dir), default=0) + 1)
+        write_metadata(staging, metadata.model_copy(update={"version": number}))
+        target = model_dir / str(number)
+        try:
+            os.rename(staging, target)
+            return target
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            if version is not None:
+                raise ExportError(
+                    f"{target} was created by another export meanwhile; versions are immutable."
+                ) from None
+
+
+def remove_stale_staging(model_dir: Path) -> None:
+    """Removes the temporary folders of exports killed more than an hour ago."""
+    now = time.time()
+    for entry in model_dir.glob(".tmp-export-*"):
+        try:
+            if now - entry.stat().st_mtime > STALE_STAGING_SECONDS:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:  # removed by another export meanwhile
+            continue

@@ -155,7 +155,9 @@ def compiled_model(config, info, head, label_format, total_steps: int, data: Dat
     """The model with the head's loss, the task's metrics and the optimizer with its schedule."""
     model = build_model(config, info)
     pos_weight = (
-        positive_weights(config.pos_weight, data.y_train) if head.task == "multilabel" else None
+        positive_weights(config.pos_weight, data.y_train)
+        if head.task == datasets.MULTILABEL
+        else None
     )
     model.compile(
         optimizer=build_optimizer(config, total_steps),

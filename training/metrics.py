@@ -8,9 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from models import labels_present
+from core.outputs import MULTICLASS, confusion_matrix, decide, labels_present
 
-MULTICLASS = "multiclass"
 # MultilabelF1 hands Keras' F1Score decisions already made (0 or 1); any cut between them works.
 DECIDED = 0.5
 
@@ -94,11 +93,10 @@ def keras_metrics(
 def multiclass_report(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     """Accuracy, top-k accuracy and the confusion matrix (rows: truth, columns: prediction)."""
     num_classes = probabilities.shape[1]
-    predictions = probabilities.argmax(axis=1)
+    predictions = decide(probabilities, MULTICLASS)
     k = top_k(num_classes)
     top = np.argsort(-probabilities, axis=1)[:, :k]
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(confusion, (labels, predictions), 1)
+    confusion = confusion_matrix(labels, predictions, num_classes)
     return {
         "accuracy": float((predictions == labels).mean()),
         f"top{k}_accuracy": float((top == labels[:, None]).any(axis=1).mean()),

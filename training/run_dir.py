@@ -20,7 +20,7 @@ import re
 import time
 from pathlib import Path
 
-from zoo.errors import ZooError
+from core.errors import ZooError
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})\.keras$")
 KEEP_CHECKPOINTS = 2

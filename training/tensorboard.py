@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from tensorboard.plugins.hparams import api as hparams_api
 from tensorboard.plugins.pr_curve import summary as pr_curve_summary
 
-from models import labels_present
+from core.outputs import MULTICLASS, MULTILABEL, confusion_matrix, decide
 from training.preprocess import scale_pixels
 
 PR_CURVE_THRESHOLDS = 101
@@ -29,7 +29,7 @@ def figure_to_image(figure) -> tf.Tensor:
 
 
 def _label_text(row, class_names, task) -> str:
-    if task == "multiclass":
+    if task == MULTICLASS:
         return class_names[int(row)]
     return ",".join(class_names[i] for i in np.flatnonzero(row)) or "-"
 
@@ -134,7 +134,7 @@ class TensorBoardExtras(keras.callbacks.Callback):
         outputs = self.model.predict(scale_pixels(self.images), batch_size=256, verbose=0)
         probabilities = self.head.probabilities(tf.constant(outputs, tf.float32)).numpy()
         with self.writer.as_default(step=epoch):
-            if self.task == "multiclass":
+            if self.task == MULTICLASS:
                 self._log_multiclass(probabilities)
             else:
                 self._log_multilabel(probabilities)
@@ -149,17 +149,15 @@ class TensorBoardExtras(keras.callbacks.Callback):
             tf.summary.image("samples", figure_to_image(figure))
 
     def _log_multiclass(self, probabilities):
-        predicted = probabilities.argmax(axis=1)
+        predicted = decide(probabilities, MULTICLASS)
         self._log_samples(predicted)
-        k = len(self.class_names)
-        confusion = np.zeros((k, k), np.int64)
-        np.add.at(confusion, (self.labels, predicted), 1)
+        confusion = confusion_matrix(self.labels, predicted, len(self.class_names))
         tf.summary.image(
             "confusion_matrix", figure_to_image(confusion_figure(confusion, self.class_names))
         )
 
     def _log_multilabel(self, probabilities):
-        self._log_samples(np.asarray(labels_present(probabilities, self.threshold)).astype(int))
+        self._log_samples(decide(probabilities, MULTILABEL, self.threshold))
         for index, name in enumerate(self.class_names):
             summary = pr_curve_summary.pb(
                 f"pr_curve/{name}",

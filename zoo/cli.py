@@ -8,9 +8,9 @@ import argparse
 import os
 import sys
 
-from zoo import __version__
+from core import __version__
+from core.errors import ZooError
 from zoo.commands import COMMANDS
-from zoo.errors import ZooError
 
 USAGE_ERROR = 2
 

@@ -85,7 +85,7 @@ def test_removed_version_is_unloaded(make_repo, test_images):
     repo = make_repo([1, 2])
     config = repo / "models.yaml"
     config.write_text("models:\n  mnist:\n    base_path: mnist\n    version_policy: {all: {}}\n")
-    with ServerThread(loopback_settings(repo, model_config=str(config))) as running:
+    with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         assert client.predict("mnist", test_images[0][:1], version=1)["classes"].shape == (1,)
         shutil.rmtree(repo / "mnist" / "1")
@@ -107,7 +107,7 @@ def test_model_config_policies_labels_and_batching(make_repo, test_images):
         "    version_labels: {stable: 1, canary: 3}\n"
         "    batching: {max_batch_size: 8, enabled: false}\n"
     )
-    with ServerThread(loopback_settings(repo, model_config=str(config))) as running:
+    with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         assert sorted(s.version for s in client.status("digits") if s.state == 30) == [1, 3]
         for label, version in (("stable", 1), ("canary", 3)):
@@ -132,7 +132,14 @@ def test_version_policies():
         ("models: {}", "needs a non-empty 'models:' mapping"),
         ("models:\n  m: {base: x}", "unknown key(s) ['base']"),
         ("models:\n  m: {version_policy: {newest: 1}}", "invalid version_policy"),
-        ("models:\n  m: {batching: {size: 3}}", "invalid batching options"),
+        ("models:\n  m: {batching: {size: 3}}", "batching: Invalid setting size=3: Extra inputs"),
+        (
+            "models:\n  m: {batching: {max_batch_size: big}}",
+            "batching: Invalid setting max_batch_size='big': Input should be a valid integer",
+        ),
+        ("models:\n  m: {batching: {max_queue: 0}}", "max_queue=0: Input should be greater"),
+        ("models:\n  m: {version_labels: {stable: one}}", "invalid version_labels"),
+        ("models:\n  m: 3", "Model 'm': expected a mapping of keys, got 3"),
     ],
 )
 def test_model_config_errors(tmp_path, text, message):

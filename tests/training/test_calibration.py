@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 from helpers import event_tags
 
+from core.artifact import read_metadata
 from training import calibration, datasets
 from training.config import build_config
-from training.export import export_run, read_metadata
+from training.export import export_run
 from training.loop import train
 
 RNG = np.random.default_rng(3)
@@ -91,9 +92,9 @@ def test_export_serves_calibrated_probabilities_and_log_probabilities(calibrated
     temperature = json.loads(run.metrics_path.read_text())["calibration"]["temperature"]
     path = export_run(run.path, name="mnist", repo=root / "repo")
     metadata = read_metadata(path)
-    assert metadata["format_version"] == 2
-    assert metadata["calibration"]["temperature"] == temperature
-    assert "log_probabilities" in metadata["signatures"]["serving_default"]["outputs"]
+    assert metadata.format_version == 2
+    assert metadata.calibration.temperature == temperature
+    assert "log_probabilities" in metadata.signatures["serving_default"].outputs
     serving = tf.saved_model.load(str(path)).signatures["serving_default"]
     images, _ = datasets.load_arrays("mnist", "test", limit=16)
     result = serving(images=tf.constant(images))

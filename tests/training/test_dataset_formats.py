@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from helpers import random_images, write_cifar_batch, write_idx, write_npz
 
+from core.errors import DatasetError
 from training.datasets import formats
-from zoo.errors import DatasetError
 
 
 def test_npz_round_trip_adds_channel_axis(tmp_path):

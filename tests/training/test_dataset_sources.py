@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from helpers import random_images, write_cifar_batch, write_idx, write_npz
 
+from core.errors import DatasetError
 from training import datasets
 from training.datasets import formats, sources
-from zoo.errors import DatasetError
 
 
 @pytest.fixture(autouse=True)

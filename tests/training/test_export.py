@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from core.artifact import read_metadata
 from training import datasets
 from training.config import build_config
-from training.export import ExportError, export_run, read_metadata
+from training.export import ExportError, export_run
 from training.loop import train
 from zoo import cli
 
@@ -76,10 +77,10 @@ def test_export_writes_servable_signatures(mnist_run, tmp_path):
     np.testing.assert_allclose(scores.numpy(), probabilities, rtol=1e-4, atol=1e-6)
 
     metadata = read_metadata(path)
-    assert metadata["class_names"] == [str(d) for d in range(10)]
-    assert metadata["task"] == "multiclass" and metadata["head"] in ("softmax", "logits")
-    assert metadata["version"] == 1 and "accuracy" in metadata["metrics"]
-    assert metadata["config"]["model"] == "mnist_cnn"
+    assert metadata.class_names == [str(d) for d in range(10)]
+    assert metadata.task == "multiclass" and metadata.head in ("softmax", "logits")
+    assert metadata.version == 1 and "accuracy" in metadata.metrics
+    assert metadata.config["model"] == "mnist_cnn"
 
 
 def test_versions_increment_and_are_immutable(mnist_run, tmp_path):

@@ -13,10 +13,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from core.errors import DatasetError
 from training.datasets import multilabel, sources
 from training.datasets.catalog import CATALOG, MULTICLASS, MULTILABEL, DatasetInfo
 from training.datasets.pipeline import AUGMENTATIONS, make_pipeline
-from zoo.errors import DatasetError
 
 __all__ = [
     "AUGMENTATIONS",

@@ -2,8 +2,7 @@
 
 from dataclasses import dataclass, field
 
-MULTICLASS = "multiclass"
-MULTILABEL = "multilabel"
+from core.outputs import MULTICLASS, MULTILABEL
 
 DIGITS = tuple(str(d) for d in range(10))
 FASHION_MNIST_CLASSES = (

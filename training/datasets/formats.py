@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import DatasetError
+from core.errors import DatasetError
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 

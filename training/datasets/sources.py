@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import DatasetError
 from training.datasets import formats
-from zoo.errors import DatasetError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED = {

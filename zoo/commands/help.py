@@ -1,4 +1,4 @@
-"""Shared argparse helpers: subcommands with examples, and one flag per dataclass field."""
+"""Shared argparse helpers: subcommands with examples, and one flag per settings field."""
 
 import argparse
 import dataclasses
@@ -54,6 +54,29 @@ def add_dataclass_flags(parser, cls, *, skip=(), parsers=None) -> list[str]:
             parse = (parsers or {}).get(kind, kind)
             parser.add_argument(flag, type=parse, default=None, help=text)
         added.append(field.name)
+    return added
+
+
+def add_settings_flags(parser, cls, *, skip=()) -> list[str]:
+    """Adds a flag for every field of the pydantic model ``cls`` (``--field-name``, or the
+    field's ``json_schema_extra["flag"]``), typed and described by its declaration, with None as
+    the parsed default, so that only the flags a user gives override the environment or the
+    defaults. Returns the field names added."""
+    added = []
+    for name, field in cls.model_fields.items():
+        if name in skip:
+            continue
+        extra = field.json_schema_extra or {}
+        flag = extra.get("flag", "--" + name.replace("_", "-"))
+        default = field.get_default(call_default_factory=True)
+        text = f"{field.description or ''} (default: {default!r})".strip()
+        if field.annotation is bool:
+            parser.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        else:
+            parser.add_argument(flag, dest=name, type=field.annotation, default=None, help=text)
+        added.append(name)
     return added
 
 

@@ -34,18 +34,17 @@ def add_parser(subparsers) -> None:
 
 def load_image(path: str, shape: tuple[int, int, int]):
     """An image file as uint8 [H, W, C], converted to the model's channels and size."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from pathlib import Path
 
-    from zoo.errors import ZooError
+    from core.errors import ZooError
+    from core.images import ImageError, decode_image
 
-    height, width, channels = shape
     try:
-        image = Image.open(path)
-        image = image.convert("L" if channels == 1 else "RGB").resize((width, height))
-    except (OSError, UnidentifiedImageError) as error:
-        raise ZooError(f"Cannot read image {path!r}: {error}") from None
-    return np.asarray(image, np.uint8).reshape(shape)
+        return decode_image(Path(path).read_bytes(), shape, f"Image {path!r}")
+    except OSError as error:
+        raise ZooError(f"Cannot read image {path!r}: {error.strerror}.") from None
+    except ImageError as error:
+        raise ZooError(str(error)) from None
 
 
 def run(args) -> int:
@@ -55,8 +54,15 @@ def run(args) -> int:
     import grpc
     import numpy as np
 
+    from core.errors import ZooError
+    from core.outputs import (
+        DEFAULT_THRESHOLD,
+        MULTILABEL,
+        class_names_or_indices,
+        labels_present,
+        ranked,
+    )
     from serving.client import PredictionClient
-    from zoo.errors import ZooError
 
     if not args.images and not args.dataset:
         raise ZooError("Give image files, or --dataset NAME to evaluate on its test split.")
@@ -78,15 +84,16 @@ def run(args) -> int:
         outputs = client.predict(args.model, images, version=args.version)
     except grpc.RpcError as error:
         raise ZooError(f"{args.server}: {error.code().name}: {error.details()}") from None
-    names = metadata.get("class_names") or [
-        str(i) for i in range(outputs["probabilities"].shape[1])
-    ]
-    multilabel = metadata.get("task") == "multilabel"
-    threshold = args.threshold if args.threshold is not None else metadata.get("threshold", 0.5)
-    for path, row in zip(args.images, outputs["probabilities"], strict=True):
-        order = np.argsort(-row)
+    probabilities = outputs["probabilities"]
+    names = class_names_or_indices(metadata and metadata.class_names, probabilities.shape[1])
+    multilabel = metadata is not None and metadata.task == MULTILABEL
+    threshold = args.threshold if args.threshold is not None else (
+        metadata.threshold if metadata else DEFAULT_THRESHOLD
+    )  # fmt: skip
+    for path, row in zip(args.images, probabilities, strict=True):
+        order = ranked(row)
         if multilabel:
-            chosen = [i for i in order if row[i] >= threshold]
+            chosen = [i for i in order if labels_present(row[i], threshold)]
             text = (
                 ", ".join(f"{names[i]} ({row[i]:.3f})" for i in chosen) or f"none over {threshold}"
             )
@@ -99,7 +106,7 @@ def run(args) -> int:
 def wait_until_ready(channel, server: str, seconds: float) -> None:
     import grpc
 
-    from zoo.errors import ZooError
+    from core.errors import ZooError
 
     try:
         grpc.channel_ready_future(channel).result(timeout=seconds)
@@ -114,8 +121,8 @@ def evaluate(client, args) -> int:
     import grpc
     import numpy as np
 
+    from core.errors import ZooError
     from training import datasets
-    from zoo.errors import ZooError
 
     images, labels = datasets.load_arrays(args.dataset, "test", limit=args.limit)
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """``zoo serve``: the gRPC prediction server (TF Serving API + Open Inference Protocol)."""
 
-from zoo.commands.help import add_command, add_dataclass_flags, given_values
+from zoo.commands.help import add_command, add_settings_flags, given_values
 
 EXAMPLES = """
   zoo serve --model-repo model_repo/                      # every model, newest version, port 8500
@@ -19,26 +19,23 @@ def add_parser(subparsers) -> None:
     from serving.settings import BatchingOptions, ServerSettings
 
     parser = add_command(subparsers, "serve", "Serve a model repository over gRPC.", EXAMPLES, run)
-    add_dataclass_flags(parser, ServerSettings, skip=SERVER_SKIP)
+    add_settings_flags(parser, ServerSettings, skip=SERVER_SKIP)
     group = parser.add_argument_group("dynamic batching (defaults of every model)")
     group.add_argument("--no-batching", action="store_true", help="one model call per request")
-    add_dataclass_flags(group, BatchingOptions, skip=BATCHING_SKIP)
+    add_settings_flags(group, BatchingOptions, skip=BATCHING_SKIP)
 
 
 def settings_from_args(args):
-    from dataclasses import fields
+    """The validated settings: flags given, then ``ZOO_`` environment variables, then defaults."""
+    from serving.settings import BatchingOptions, ServerSettings, build_settings
 
-    from serving.settings import BatchingOptions, ServerSettings
-
-    def names(cls, skip):
-        return [f.name for f in fields(cls) if f.name not in skip]
-
-    batching = BatchingOptions(
-        enabled=not args.no_batching, **given_values(args, names(BatchingOptions, BATCHING_SKIP))
+    server = given_values(args, [n for n in ServerSettings.model_fields if n not in SERVER_SKIP])
+    batching = given_values(
+        args, [n for n in BatchingOptions.model_fields if n not in BATCHING_SKIP]
     )
-    return ServerSettings(
-        **given_values(args, names(ServerSettings, SERVER_SKIP)), batching=batching
-    )
+    if args.no_batching:
+        batching["enabled"] = False
+    return build_settings(**server, batching=batching)
 
 
 def run(args) -> int:
@@ -46,11 +43,7 @@ def run(args) -> int:
     import logging
 
     from serving.server import serve
-    from zoo.errors import ZooError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = settings_from_args(args)
-    if bool(settings.tls_cert) != bool(settings.tls_key):
-        raise ZooError("TLS needs both --tls-cert and --tls-key.")
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings_from_args(args)))
     return 0

@@ -7,3 +7,7 @@ class ZooError(Exception):
 
 class DatasetError(ZooError):
     """A dataset could not be found, read or verified."""
+
+
+class ConfigError(ZooError):
+    """A config file, flag or setting names something that does not exist or does not fit."""

@@ -1,0 +1,52 @@
+"""Images as uint8 pixel arrays of a model's input shape: from PNG/JPEG bytes or files, and from
+the tf.Example features that TensorFlow Serving's ``Classify`` carries. One decoder for the server
+(``Classify``) and the client (``zoo predict``)."""
+
+import io
+import math
+
+import numpy as np
+
+
+class ImageError(ValueError):
+    """Bytes or a feature that do not hold an image of the expected shape."""
+
+
+def decode_image(data: bytes, shape: tuple[int, int, int], what: str = "image") -> np.ndarray:
+    """PNG/JPEG bytes as uint8 ``shape``, converted to the model's channels (L or RGB) and
+    resized to its height and width."""
+    from PIL import Image, UnidentifiedImageError
+
+    height, width, channels = shape
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            converted = image.convert("L" if channels == 1 else "RGB").resize((width, height))
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise ImageError(f"{what}: {len(data)} bytes are not a PNG/JPEG image ({error}).") from None
+    return np.asarray(converted, np.uint8).reshape(shape)
+
+
+def example_image(example, feature_name: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """The image in a tf.Example's feature: pixel values (int64_list or float_list, 0-255), raw
+    pixel bytes, or an encoded PNG/JPEG (bytes_list)."""
+    if feature_name not in example.features.feature:
+        raise ImageError(
+            f"Example lacks feature {feature_name!r}: expected pixel values or image bytes of "
+            f"shape {list(shape)}."
+        )
+    feature = example.features.feature[feature_name]
+    kind = feature.WhichOneof("kind")
+    if kind == "bytes_list":
+        data = feature.bytes_list.value[0] if feature.bytes_list.value else b""
+        if len(data) == math.prod(shape):  # raw pixels
+            return np.frombuffer(data, np.uint8).reshape(shape)
+        return decode_image(
+            data, shape, f"Feature {feature_name!r} (not {math.prod(shape)} raw pixels)"
+        )
+    values = feature.float_list.value if kind == "float_list" else feature.int64_list.value
+    if len(values) != math.prod(shape):
+        raise ImageError(
+            f"Feature {feature_name!r}: {len(values)} values, expected {math.prod(shape)} "
+            f"(shape {list(shape)})."
+        )
+    return np.clip(np.asarray(values, np.float64), 0, 255).astype(np.uint8).reshape(shape)

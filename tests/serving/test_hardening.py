@@ -1,0 +1,177 @@
+"""What an abuse probe found, each through a real server: oversized tensors, model names probed
+without the token, unbounded metric labels, huge requests, slow copies, an empty repository,
+busy ports and mismatched TLS files."""
+
+import os
+import shutil
+import time
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import loopback_settings
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from core.errors import ConfigError
+from serving.client import PredictionClient
+from serving.server import ServerThread, bearer_token
+from serving.settings import ServerSettings, build_settings
+
+
+def wait_for(condition, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def tiny_request_for_a_huge_tensor(model="mnist"):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.inputs["images"].CopyFrom(
+        tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_UINT8,
+            int_val=[7],
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in (4_000_000, 28, 28, 1)]
+            ),
+        )
+    )
+    return request
+
+
+def test_a_tiny_request_cannot_ask_for_gigabytes(server, channel, client, test_images):
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    request = tiny_request_for_a_huge_tensor()
+    assert request.ByteSize() < 100
+    start = time.perf_counter()
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Predict(request, timeout=10)
+    assert time.perf_counter() - start < 1.0
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "3,136,000,000 bytes" in error.value.details()
+    assert client.predict("mnist", test_images[0][:2])["probabilities"].shape == (2, 10)
+
+
+def test_requests_larger_than_a_batch_run_in_chunks(make_repo, test_images):
+    settings = loopback_settings(make_repo(), max_request_batch=1024, metrics_port=0)
+    settings = settings.model_copy(update={"batching": settings.batching.model_copy(
+        update={"max_batch_size": 8})})  # fmt: skip
+    images = np.concatenate([test_images[0]] * 4)  # 128 images
+    with ServerThread(settings) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        outputs = client.predict("mnist", images)
+        single = client.predict("mnist", images[:8])
+        body = urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics").read()
+    assert outputs["probabilities"].shape == (128, 10)
+    np.testing.assert_allclose(outputs["probabilities"][:8], single["probabilities"], atol=1e-6)
+    sizes = [line for line in body.decode().splitlines() if "zoo_batch_size_bucket" in line]
+    assert any('le="8.0"' in line and line.endswith(" 17.0") for line in sizes), sizes
+    assert not any('le="64.0"' in line and not line.endswith(" 17.0") for line in sizes)
+
+
+def test_unknown_model_names_share_one_metric_label(server, client, test_images):
+    for index in range(30):
+        with pytest.raises(grpc.RpcError):
+            client.predict(f"probe-{index}", test_images[0][:1])
+    body = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics").read()
+    text = body.decode()
+    assert "probe-" not in text
+    assert 'model="_unknown"' in text and 'model="mnist"' in text
+
+
+def test_with_a_token_model_health_needs_it_and_overall_health_does_not(make_repo):
+    with (
+        ServerThread(loopback_settings(make_repo(), auth_token="s3cret")) as running,
+        grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        health = health_pb2_grpc.HealthStub(channel)
+        overall = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert overall.status == health_pb2.HealthCheckResponse.SERVING
+        for service in ("mnist", "no-such-model"):
+            with pytest.raises(grpc.RpcError) as error:
+                health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        for scheme in ("Bearer", "bearer", "BEARER"):
+            checked = health.Check(
+                health_pb2.HealthCheckRequest(service="mnist"),
+                metadata=[("authorization", f"{scheme} s3cret")],
+                timeout=10,
+            )
+            assert checked.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", ""), ("abc", "")],
+)
+def test_bearer_scheme_is_case_insensitive(header, token):
+    assert bearer_token([("authorization", header)]) == token
+    assert bearer_token([]) is None
+
+
+def test_empty_repository_is_not_ready_until_a_model_arrives(tmp_path, exported_version):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    with (
+        ServerThread(loopback_settings(repo)) as running,
+        grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        health = health_pb2_grpc.HealthStub(channel)
+
+        def overall():
+            return health.Check(health_pb2.HealthCheckRequest(), timeout=10).status
+
+        assert overall() == health_pb2.HealthCheckResponse.NOT_SERVING
+        shutil.copytree(exported_version, repo / "mnist" / "1")
+        assert wait_for(lambda: overall() == health_pb2.HealthCheckResponse.SERVING)
+
+
+def test_a_version_whose_variables_were_still_copying_is_retried(make_repo, exported_version):
+    """The first load fails (variables missing); the copy then finishes inside ``variables/``
+    without touching ``1/`` itself, and the server retries and serves it."""
+    repo = make_repo(versions=())
+    target = repo / "mnist" / "1"
+    target.mkdir(parents=True)
+    shutil.copy(exported_version / "saved_model.pb", target / "saved_model.pb")
+    (target / "variables").mkdir()
+    stamp = target.stat().st_mtime
+    with ServerThread(loopback_settings(repo)) as running:
+        statuses = running.dataplane.statuses
+        assert wait_for(lambda: statuses("mnist").get(1) and statuses("mnist")[1].error)
+        time.sleep(0.05)
+        for item in (exported_version / "variables").iterdir():
+            shutil.copy(item, target / "variables" / item.name)
+        os.utime(target, (stamp, stamp))  # the version folder itself looks untouched
+        assert wait_for(lambda: running.dataplane.model_ready("mnist", 1))
+
+
+def test_busy_port_is_a_clear_error(make_repo):
+    repo = make_repo()
+    with ServerThread(loopback_settings(repo)) as first:
+        taken = first.port
+        second = ServerThread(loopback_settings(repo, port=taken))
+        with pytest.raises(RuntimeError, match=f"Cannot listen on 127.0.0.1:{taken}"):
+            second.start()
+
+
+def test_mismatched_tls_key_is_a_clear_error(make_repo, tmp_path):
+    from test_operations import make_certificates
+
+    certificates = make_certificates(tmp_path)
+    with pytest.raises(ConfigError, match="does not fit tls_cert"):
+        build_settings(
+            model_repo=str(make_repo()),
+            tls_cert=str(certificates["server.pem"]),
+            tls_key=str(certificates["client.key"]),
+        )
+
+
+def test_settings_refuse_mutual_tls_without_a_certificate(tmp_path):
+    with pytest.raises(ValueError, match="tls_client_ca"):
+        ServerSettings(model_repo=str(tmp_path), tls_client_ca="ca.pem")
