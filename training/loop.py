@@ -18,7 +18,7 @@ import models
 from training import datasets, distributed, runtime
 from training.calibration import calibrate
 from training.callbacks import AtomicCheckpoint, LearningRateAndThroughput
-from training.config import TrainConfig
+from training.config import ConfigError, TrainConfig
 from training.metrics import keras_metrics, multiclass_report, multilabel_report
 from training.preprocess import scale_pixels
 from training.run_dir import RunDir, write_json_atomic
@@ -50,15 +50,21 @@ def build_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.O
 
 
 def build_model(config: TrainConfig, info: datasets.DatasetInfo) -> keras.Model:
-    return models.create_model(
-        config.model,
-        input_shape=info.input_shape,
-        num_classes=info.num_classes,
-        head=config.head,
-        task=info.task,
-        allow_sigmoid_for_multiclass=config.allow_sigmoid_for_multiclass,
-        **config.model_options,
-    )
+    """The configured model; ConfigError when its ``model_options`` do not fit the builder."""
+    try:
+        return models.create_model(
+            config.model,
+            input_shape=info.input_shape,
+            num_classes=info.num_classes,
+            head=config.head,
+            task=info.task,
+            allow_sigmoid_for_multiclass=config.allow_sigmoid_for_multiclass,
+            **config.model_options,
+        )
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"model_options {config.model_options!r} do not fit model {config.model!r}: {error}"
+        ) from None
 
 
 @dataclass
@@ -231,18 +237,18 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
     head = models.get_head(config.head)
     label_format = label_format_for(info.task, head, config)
 
-    # 2. Data before the run directory: a dataset that cannot load leaves nothing behind.
+    # 2. Data and model before the run directory: a dataset that cannot load or model options
+    #    that do not fit leave nothing behind. The model lives in the strategy's scope; a
+    #    checkpoint, when there is one, replaces it with its weights and optimizer state.
     data = load_data(config, info, label_format)
-    run, checkpoint, history = open_run(config, strategy, resume)
-    initial_epoch = checkpoint[0] if checkpoint else 0
-
-    # 3. Model (new, or from the checkpoint with its optimizer state) in the strategy's scope.
     with runtime.dtype_policy(runtime.resolve_precision(config.mixed_precision)), strategy.scope():
+        total_steps = data.steps_per_epoch * config.epochs
+        model = compiled_model(config, info, head, label_format, total_steps, data)
+        run, checkpoint, history = open_run(config, strategy, resume)
+        initial_epoch = checkpoint[0] if checkpoint else 0
         if checkpoint:
             model = keras.saving.load_model(checkpoint[1])
-        else:
-            total_steps = data.steps_per_epoch * config.epochs
-            model = compiled_model(config, info, head, label_format, total_steps, data)
+        elif resume is None:
             hparams = {**config.to_dict(), "model_options": str(config.model_options)}
             write_hparams(run.logs, hparams, run.path.name)
         model.jit_compile = config.jit_compile

@@ -40,6 +40,17 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _save_model_atomic(model, tmp: Path, target: Path) -> None:
+    """``model.save`` to ``tmp`` (Keras insists on the .keras suffix, hence a "tmp-" prefix),
+    then a rename; a failed save (a full disk, say) leaves no partial file behind."""
+    try:
+        model.save(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_json_atomic(path: Path, data) -> None:
     write_atomic(path, json.dumps(data, indent=2) + "\n")
 
@@ -109,15 +120,15 @@ class RunDir:
     def save_checkpoint(self, model, epochs_done: int) -> None:
         """Saves model and optimizer state atomically, then prunes old checkpoints."""
         tmp = self.checkpoints / f"tmp-{os.getpid()}-epoch-{epochs_done:04d}.keras"
-        model.save(tmp)  # Keras insists on the .keras suffix, hence the "tmp-" prefix
-        os.replace(tmp, self.checkpoint_path(epochs_done))
+        _save_model_atomic(model, tmp, self.checkpoint_path(epochs_done))
         self.prune_checkpoints()
         self.write_state(**{**self.read_state(), "epochs_done": epochs_done})
 
     def save_final_model(self, model) -> None:
-        tmp = self.path / f"tmp-{os.getpid()}-model.keras"
-        model.save(tmp)
-        os.replace(tmp, self.model_path)
+        """Saves ``model.keras`` atomically and removes what a killed earlier save left."""
+        _save_model_atomic(model, self.path / f"tmp-{os.getpid()}-model.keras", self.model_path)
+        for path in self.path.glob("tmp-*-model.keras"):
+            path.unlink(missing_ok=True)
 
     def prune_checkpoints(self) -> None:
         """Keeps the newest ``KEEP_CHECKPOINTS`` checkpoints and removes stray temporary files."""

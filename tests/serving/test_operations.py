@@ -169,6 +169,28 @@ def test_mutual_tls(make_repo, tmp_path, test_images):
             with pytest.raises(grpc.RpcError) as error:
                 bad.predict("mnist", test_images[0][:1])
             assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        # zoo predict speaks mutual TLS too.
+        image = tmp_path / "digit.png"
+        Image.fromarray(test_images[0][0, ..., 0]).save(image)
+        tls = ["--ca", str(certs["ca.pem"]), "--cert", str(certs["client.pem"])]
+        argv = ["predict", "--server", target, "--model", "mnist", *tls]
+        assert cli.main([*argv, "--key", str(certs["client.key"]), str(image)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--ca", "missing.pem"], "--ca 'missing.pem': No such file or directory"),
+        (["--cert", "c.pem"], "Mutual TLS needs both --cert and --key"),
+        (["--cert", "c.pem", "--key", "k.pem"], "need --ca"),
+    ],
+)
+def test_zoo_predict_tls_flag_errors_are_one_line(flags, message, tmp_path, capsys):
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+    code = cli.main(["predict", "--server", "127.0.0.1:1", "--model", "m", *flags, str(image)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
 
 
 def test_zoo_predict_prints_top_classes(server, tmp_path, capsys, test_images):
@@ -206,7 +228,8 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images)
         [
             sys.executable,
             "-m",
-            "serving",
+            "zoo",
+            "serve",
             "--model-repo",
             str(make_repo()),
             "--host",

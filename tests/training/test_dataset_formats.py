@@ -1,5 +1,7 @@
 """Every on-disk format, read from small generated files, and its corrupt-file errors."""
 
+import pickle
+
 import numpy as np
 import pytest
 from helpers import random_images, write_cifar_batch, write_idx, write_npz
@@ -106,3 +108,47 @@ def test_checksum_mismatch_is_an_error(tmp_path):
     formats.verify_checksum(path, formats.sha256_of(path))
     with pytest.raises(DatasetError, match="Checksum mismatch.*f.bin"):
         formats.verify_checksum(path, "0" * 64)
+
+
+class _RunsACommand:
+    """A pickle payload that would run ``touch`` while loading, had the unpickler allowed it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_crafted_cifar_batch_runs_nothing(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    marker = tmp_path / "ran"
+    (folder / "data_batch_1").write_bytes(
+        pickle.dumps({b"data": _RunsACommand(marker), b"labels": [1]})
+    )
+    with pytest.raises(DatasetError, match=r"data_batch_1.*posix\.system.*refused, not run"):
+        formats.read_cifar10_dir(folder)
+    assert not marker.exists(), "the payload must never run"
+
+
+def test_corrupted_npz_names_the_file(tmp_path):
+    path = tmp_path / "mnist.npz"
+    write_npz(path)
+    np.savez_compressed(path, **dict(np.load(path)))
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)  # damage the deflate stream, keep the zip directory
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=r"mnist\.npz"):
+        formats.read_npz(path)
+
+
+def test_npz_with_wrongly_shaped_images_is_refused(tmp_path):
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=np.zeros((4, 10)), y_train=np.zeros(4), x_test=np.zeros((2, 10)),
+             y_test=np.zeros(2))  # fmt: skip
+    with pytest.raises(DatasetError, match=r"x_train has shape \[4, 10\]; expected images"):
+        formats.read_npz(path)

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def train_command(*argv):
-    return [sys.executable, "-m", "training.train", "--quiet", *argv]
+    return [sys.executable, "-m", "zoo", "train", "--quiet", *argv]
 
 
 def environment(**extra):

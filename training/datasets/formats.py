@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -72,11 +73,17 @@ def read_npz(path: Path) -> Arrays:
             arrays = tuple(data[key] for key in ("x_train", "y_train", "x_test", "y_test"))
     except DatasetError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise DatasetError(
             f"Cannot read {path}: the file is truncated or corrupt ({error})."
         ) from None
     x_train, y_train, x_test, y_test = arrays
+    for key, images in (("x_train", x_train), ("x_test", x_test)):
+        if images.ndim not in (3, 4):
+            raise DatasetError(
+                f"{path}: {key} has shape {list(images.shape)}; expected images [N, H, W] or "
+                "[N, H, W, C]."
+            )
     return _check_pairs(
         path,
         (
@@ -127,10 +134,36 @@ def read_idx_dir(folder: Path) -> Arrays:
     )
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what CIFAR's python batches hold: dicts, lists, bytes, numbers and numpy
+    arrays. A pickle may name any importable callable and have it run while loading; this one
+    refuses every global but numpy's array reconstruction, so a crafted batch runs nothing."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+        }
+    )
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"it refers to {module}.{name}, which CIFAR batches never hold (refused, not run)"
+            )
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
+            return _CifarUnpickler(f, encoding="bytes").load()
     except (OSError, EOFError, pickle.UnpicklingError, ValueError) as error:
         raise DatasetError(
             f"Cannot read {path}: the file is truncated or corrupt ({error})."

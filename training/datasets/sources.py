@@ -160,8 +160,14 @@ def _not_found_message(name: str, data_dir: Path | None) -> str:
 
 
 def locate(name: str, data_dir: str | os.PathLike | None = None) -> Source:
-    """The first source that holds base dataset ``name``; DatasetError listing where it looked."""
+    """The first source that holds base dataset ``name``; DatasetError listing where it looked.
+    A data folder that does not exist is an error, not a reason to fall back silently."""
     folder = data_dir_from_env(data_dir)
+    if folder is not None and not folder.is_dir():
+        raise DatasetError(
+            f"Data folder {str(folder)!r} (--data-dir or ZOO_DATA_DIR) "
+            f"{'is not a folder' if folder.exists() else 'does not exist'}."
+        )
     source = _local_source(name, folder) or _embedded_source(name) or _tfds_source(name)
     if source is None:
         raise DatasetError(_not_found_message(name, folder))

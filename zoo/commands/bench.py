@@ -2,6 +2,8 @@
 
 from zoo.commands.help import add_command
 
+REQUIRES = ("bench", "training", "serving", "models")  # packages this command runs on
+
 EXAMPLES = """
   zoo bench pipeline            # input pipeline vs the reference convnet's training speed
   zoo bench train               # keras-io recipe vs the zoo's configs, MNIST and Fashion-MNIST
@@ -11,10 +13,14 @@ EXAMPLES = """
 """
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
+def add_parser(subparsers):
+    """The command's entry in ``zoo --help``."""
+    return add_command(
         subparsers, "bench", "Run a benchmark; results go to bench/results/.", EXAMPLES, run
     )
+
+
+def add_arguments(parser) -> None:
     parser.add_argument("which", choices=["pipeline", "train", "serve"])
     parser.add_argument("--quick", action="store_true", help="train: 2 epochs and one seed")
     parser.add_argument("--seeds", type=int, default=3, help="train: seeds of the zoo config")

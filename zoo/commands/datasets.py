@@ -4,6 +4,8 @@ import json
 
 from zoo.commands.help import add_command
 
+REQUIRES = ("training",)  # packages this command runs on
+
 EXAMPLES = """
   zoo datasets                          # table of all datasets
   zoo datasets --data-dir ~/data        # where each would load from with local copies
@@ -11,10 +13,14 @@ EXAMPLES = """
 """
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
+def add_parser(subparsers):
+    """The command's entry in ``zoo --help``."""
+    return add_command(
         subparsers, "datasets", "List the datasets and their sources.", EXAMPLES, run
     )
+
+
+def add_arguments(parser) -> None:
     parser.add_argument("--data-dir", help="folder with local copies (default: $ZOO_DATA_DIR)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

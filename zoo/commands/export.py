@@ -2,16 +2,22 @@
 
 from zoo.commands.help import add_command
 
+REQUIRES = ("training", "models")  # packages this command runs on
+
 EXAMPLES = """
   zoo export runs/mnist-mnist_fastnet-softmax/20261128-101500 --name mnist --repo model_repo/
   zoo export RUN_DIR --name mnist --version 7          # an explicit version number
 """
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
+def add_parser(subparsers):
+    """The command's entry in ``zoo --help``."""
+    return add_command(
         subparsers, "export", "Export a run as model_repo/NAME/VERSION (SavedModel).", EXAMPLES, run
     )
+
+
+def add_arguments(parser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
     parser.add_argument("--name", help="model name in the repository (default: the dataset)")
     parser.add_argument(

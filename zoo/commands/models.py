@@ -4,6 +4,8 @@ import json
 
 from zoo.commands.help import add_command
 
+REQUIRES = ("models",)  # packages this command runs on
+
 EXAMPLES = """
   zoo models                 # every architecture
   zoo models 'resnet*'       # those matching a pattern
@@ -11,8 +13,12 @@ EXAMPLES = """
 """
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(subparsers, "models", "List the model architectures.", EXAMPLES, run)
+def add_parser(subparsers):
+    """The command's entry in ``zoo --help``."""
+    return add_command(subparsers, "models", "List the model architectures.", EXAMPLES, run)
+
+
+def add_arguments(parser) -> None:
     parser.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

@@ -2,6 +2,8 @@
 
 from zoo.commands.help import add_command
 
+REQUIRES = ("serving",)  # packages this command runs on
+
 EXAMPLES = """
   zoo predict --server localhost:8500 --model mnist digit.png
   zoo predict --model mnist --top-k 3 a.png b.png c.png
@@ -11,10 +13,14 @@ EXAMPLES = """
 """
 
 
-def add_parser(subparsers) -> None:
-    parser = add_command(
+def add_parser(subparsers):
+    """The command's entry in ``zoo --help``."""
+    return add_command(
         subparsers, "predict", "Classify images with a running server.", EXAMPLES, run
     )
+
+
+def add_arguments(parser) -> None:
     parser.add_argument("images", nargs="*", metavar="IMAGE", help="PNG or JPEG files")
     parser.add_argument("--dataset", help="query with this dataset's test split and print accuracy")
     parser.add_argument("--limit", type=int, default=10000, help="test images with --dataset")
@@ -30,6 +36,8 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--token", default="", help="bearer token (or set ZOO_AUTH_TOKEN)")
     parser.add_argument("--ca", default="", help="PEM CA to verify a TLS server")
+    parser.add_argument("--cert", default="", help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--key", default="", help="PEM private key of --cert")
 
 
 def load_image(path: str, shape: tuple[int, int, int]):
@@ -66,10 +74,22 @@ def run(args) -> int:
 
     if not args.images and not args.dataset:
         raise ZooError("Give image files, or --dataset NAME to evaluate on its test split.")
-    root = Path(args.ca).read_bytes() if args.ca else None
+    if bool(args.cert) != bool(args.key):
+        raise ZooError("Mutual TLS needs both --cert and --key.")
+    if args.cert and not args.ca:
+        raise ZooError("--cert and --key (mutual TLS) need --ca, the CA of the server.")
+    pem = {}
+    for flag in ("ca", "cert", "key"):
+        path = getattr(args, flag)
+        if path:
+            try:
+                pem[flag] = Path(path).read_bytes()
+            except OSError as error:
+                raise ZooError(f"--{flag} {path!r}: {error.strerror}.") from None
     client = PredictionClient(
         args.server,
-        root_certificates=root,
+        root_certificates=pem.get("ca"),
+        client_certificate=(pem["key"], pem["cert"]) if "cert" in pem else None,
         token=args.token or os.environ.get("ZOO_AUTH_TOKEN", ""),
     )
     if args.wait:
@@ -122,7 +142,14 @@ def evaluate(client, args) -> int:
     import numpy as np
 
     from core.errors import ZooError
-    from training import datasets
+
+    try:
+        from training import datasets
+    except ModuleNotFoundError:
+        raise ZooError(
+            "--dataset needs the training package, which this installation lacks "
+            "(the server's container has none); query with image files."
+        ) from None
 
     images, labels = datasets.load_arrays(args.dataset, "test", limit=args.limit)
     start = time.perf_counter()

@@ -1,0 +1,112 @@
+"""Training and export under faults: a full disk, concurrent exports, killed exports' leftovers,
+and bad input refused before anything is written."""
+
+import errno
+import os
+import time
+
+import keras
+import pytest
+
+from core.artifact import existing_versions
+from training import export
+from training.config import build_config
+from training.run_dir import RunDir
+from zoo import cli
+
+TINY = ["--model", "mlp", "--epochs", "1", "--train-limit", "64", "--test-limit", "16",
+        "--batch-size", "32", "--histogram-freq", "0", "--sample-images", "0", "--quiet"]  # fmt: skip
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_full_disk_while_checkpointing_is_one_line_and_leaves_no_partial_file(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(keras.Model, "save", no_space)
+    code = cli.main(["train", *TINY, "--runs-root", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left on device" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not list(tmp_path.rglob("tmp-*")), "no partial checkpoint"
+
+
+def test_config_is_written_atomically(tmp_path, monkeypatch):
+    config = build_config({"model": "mlp"})
+    monkeypatch.setattr(os, "replace", no_space)
+    with pytest.raises(OSError):
+        config.save(tmp_path / "config.yaml")
+    assert list(tmp_path.iterdir()) == [] or not (tmp_path / "config.yaml").exists()
+
+
+def test_bad_model_options_leave_no_run_folder(tmp_path, capsys):
+    code = cli.main(["train", *TINY, "--runs-root", str(tmp_path / "runs"),
+                     "--model-options", "{widht: 3}"])  # fmt: skip
+    assert (
+        code == 2 and "model_options {'widht': 3} do not fit model 'mlp'" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    assert cli.main(["train", *TINY, "--runs-root", str(root)]) == 0
+    (run_path,) = [p for p in root.rglob("run.json")]
+    return RunDir.open(run_path.parent)
+
+
+def test_an_export_taken_meanwhile_moves_to_the_next_version(finished_run, tmp_path, monkeypatch):
+    """Two exports of one model at once: the one that finds its version taken takes the next."""
+    repo = tmp_path / "repo"
+    (repo / "m" / "1").mkdir(parents=True)
+    (repo / "m" / "1" / "saved_model.pb").write_bytes(b"another export's")
+    stale_views = iter([[]])  # the first look misses the version the other export just made
+
+    def versions(model_dir):
+        return next(stale_views, None) or existing_versions(model_dir)
+
+    monkeypatch.setattr(export, "existing_versions", versions)
+    assert export.export_run(finished_run.path, name="m", repo=repo).name == "2"
+    assert (repo / "m" / "1" / "saved_model.pb").read_bytes() == b"another export's"
+    assert sorted(p.name for p in (repo / "m").iterdir()) == ["1", "2"]
+
+
+def test_killed_exports_leftovers_are_removed_by_the_next_export(finished_run, tmp_path):
+    model_dir = tmp_path / "repo" / "m"
+    old, recent = model_dir / ".tmp-export-killed", model_dir / ".tmp-export-running"
+    for folder in (old, recent):
+        folder.mkdir(parents=True)
+        (folder / "saved_model.pb").write_bytes(b"half")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    export.export_run(finished_run.path, name="m", repo=tmp_path / "repo")
+    assert not old.exists(), "an hour-old staging folder is a killed export's"
+    assert recent.exists(), "a fresh one may belong to an export still running"
+
+
+def test_export_to_a_file_or_a_full_disk_is_one_line(finished_run, tmp_path, monkeypatch, capsys):
+    afile = tmp_path / "repo"
+    afile.write_text("not a folder")
+    argv = ["export", str(finished_run.path), "--name", "m"]
+    assert cli.main([*argv, "--repo", str(afile)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+    class FullDisk:
+        write_out = staticmethod(no_space)
+
+    monkeypatch.setattr(export, "build_archive", lambda *args: FullDisk())
+    assert cli.main([*argv, "--repo", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "nothing was published" in err
+    assert list((tmp_path / "r2" / "m").iterdir()) == []
+
+
+def test_a_killed_final_saves_leftover_is_removed(finished_run):
+    leftover = finished_run.path / "tmp-12345-model.keras"
+    leftover.write_bytes(b"half a zip")
+    model = keras.saving.load_model(finished_run.model_path)
+    finished_run.save_final_model(model)
+    assert not leftover.exists()
