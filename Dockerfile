@@ -3,7 +3,9 @@
 #   docker build -t zoo .
 #   docker run -p 8500:8500 -p 8502:8502 -v "$PWD/model_repo:/models:ro" zoo
 #
-# The set-up is scripts/setup.sh, the same pinned installation the README and CI use.
+# The set-up is scripts/setup.sh, the same pinned installation the README and CI use. The image
+# holds only what the server runs on: core/, serving/ and the zoo CLI (which then offers `serve`
+# and `predict`); the model zoo, training, benchmarks and data stay out.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,19 +16,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/zoo
 COPY requirements.txt pyproject.toml README.md ./
 COPY scripts/ scripts/
-COPY zoo/ zoo/
-COPY models/ models/
-COPY training/ training/
+COPY core/ core/
 COPY serving/ serving/
-COPY bench/ bench/
-COPY data/ data/
-COPY configs/ configs/
+COPY zoo/ zoo/
 RUN scripts/setup.sh && rm -rf /root/.cache/pip
 
 RUN useradd --system --uid 10001 --home-dir /home/zoo --create-home zoo
 USER zoo
 
-# gRPC (TF Serving API, Open Inference Protocol, health, reflection) and Prometheus metrics.
+# gRPC (TF Serving API, Open Inference Protocol, health, reflection) and Prometheus metrics. The
+# metrics listen on all of the container's interfaces (outside a container they stay on
+# 127.0.0.1 by default): publish 8502 only to your scraper's network, since metrics carry no token.
 EXPOSE 8500 8502
 VOLUME ["/models"]
 
@@ -34,4 +34,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-m", "serving.healthcheck", "localhost:8500"]
 
 ENTRYPOINT ["zoo", "serve"]
-CMD ["--model-repo", "/models", "--port", "8500", "--metrics-port", "8502"]
+CMD ["--model-repo", "/models", "--port", "8500", "--metrics-host", "0.0.0.0", "--metrics-port", "8502"]

@@ -1,4 +1,9 @@
-"""What every benchmark result carries: the machine it ran on, and where it is written."""
+"""What every benchmark result carries: the machine it ran on, and where it is written.
+
+The machines this project runs on change from day to day (an Intel Xeon with AMX, AMD EPYCs with
+and without AVX-512), and speed depends on which: every result names its CPU kind, and results of
+different kinds live side by side as ``bench/results/NAME-KIND.json``.
+"""
 
 import json
 import os
@@ -19,6 +24,37 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's flags that decide training and inference speed."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [flag for flag in SPEED_FLAGS if flag in flags]
+    except OSError:
+        pass
+    return []
+
+
+def machine_kind() -> str:
+    """A short label of the CPU kind: vendor and widest matrix/vector unit, e.g.
+    ``intel-amx``, ``amd-avx512-bf16``, ``amd-avx2``."""
+    model, flags = cpu_model().lower(), set(cpu_flags())
+    vendor = "intel" if "intel" in model else "amd" if "amd" in model else "cpu"
+    if "amx_tile" in flags:
+        unit = "amx"
+    elif "avx512_bf16" in flags:
+        unit = "avx512-bf16"
+    elif "avx512f" in flags:
+        unit = "avx512"
+    else:
+        unit = "avx2" if "avx2" in flags else "sse"
+    return f"{vendor}-{unit}"
+
+
 def machine_info() -> dict:
     """CPU, cores, accelerator and the versions that shape the numbers."""
     import grpc
@@ -28,6 +64,8 @@ def machine_info() -> dict:
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     return {
         "cpu": cpu_model(),
+        "kind": machine_kind(),
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "gpus": gpus,
         "python": platform.python_version(),
@@ -39,9 +77,10 @@ def machine_info() -> dict:
 
 
 def write_result(name: str, result: dict) -> Path:
-    """Writes ``bench/results/NAME.json`` with the machine info added; returns the path."""
+    """Writes ``bench/results/NAME-KIND.json`` with the machine info added (results of other CPU
+    kinds stay); returns the path."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    path = RESULTS / f"{name}-{machine_kind()}.json"
     path.write_text(json.dumps({"machine": machine_info(), **result}, indent=2) + "\n")
     return path
 
