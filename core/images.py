@@ -26,6 +26,13 @@ def decode_image(data: bytes, shape: tuple[int, int, int], what: str = "image") 
     return np.asarray(converted, np.uint8).reshape(shape)
 
 
+def image_from_bytes(data: bytes, shape: tuple[int, int, int], what: str = "image") -> np.ndarray:
+    """Exactly H*W*C raw pixel bytes, or a PNG/JPEG, as uint8 ``shape``."""
+    if len(data) == math.prod(shape):
+        return np.frombuffer(data, np.uint8).reshape(shape)
+    return decode_image(data, shape, f"{what} (not {math.prod(shape)} raw pixels)")
+
+
 def example_image(example, feature_name: str, shape: tuple[int, int, int]) -> np.ndarray:
     """The image in a tf.Example's feature: pixel values (int64_list or float_list, 0-255), raw
     pixel bytes, or an encoded PNG/JPEG (bytes_list)."""
@@ -38,11 +45,7 @@ def example_image(example, feature_name: str, shape: tuple[int, int, int]) -> np
     kind = feature.WhichOneof("kind")
     if kind == "bytes_list":
         data = feature.bytes_list.value[0] if feature.bytes_list.value else b""
-        if len(data) == math.prod(shape):  # raw pixels
-            return np.frombuffer(data, np.uint8).reshape(shape)
-        return decode_image(
-            data, shape, f"Feature {feature_name!r} (not {math.prod(shape)} raw pixels)"
-        )
+        return image_from_bytes(data, shape, f"Feature {feature_name!r}")
     values = feature.float_list.value if kind == "float_list" else feature.int64_list.value
     if len(values) != math.prod(shape):
         raise ImageError(

@@ -1,7 +1,8 @@
-"""Domain errors that carry their gRPC status, and the one decorator that maps them.
+"""Domain errors that carry their gRPC status and HTTP status, and the decorator that maps them.
 
 Servicers never catch exceptions themselves: they raise these and ``@grpc_errors`` aborts the call
-with the error's status and message. Anything else becomes INTERNAL, logged with its traceback.
+with the error's status and message (the REST front end answers the HTTP status with the same
+message). Anything else becomes INTERNAL, logged with its traceback.
 """
 
 import functools
@@ -14,29 +15,31 @@ log = logging.getLogger("zoo.serving")
 
 
 class ServingError(Exception):
-    """A request the server refuses; ``code`` is the gRPC status the client receives."""
+    """A request the server refuses; ``code`` is the gRPC status the client receives, ``http``
+    the HTTP status of the REST front end."""
 
     code = grpc.StatusCode.INTERNAL
+    http = 500
 
 
 class NotFound(ServingError):
     code = grpc.StatusCode.NOT_FOUND
+    http = 404
 
 
 class InvalidArgument(ServingError):
     code = grpc.StatusCode.INVALID_ARGUMENT
+    http = 400
 
 
 class ResourceExhausted(ServingError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    http = 413
 
 
 class Unavailable(ServingError):
     code = grpc.StatusCode.UNAVAILABLE
-
-
-class FailedPrecondition(ServingError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    http = 503
 
 
 def model_name_of(request) -> str:

@@ -1,92 +1,37 @@
-"""The gRPC server: both protocols, health, reflection, TLS, token auth, metrics, hot reload.
+"""The server: gRPC (both protocols, health, reflection) and REST front ends on one event loop,
+with TLS, token auth, metrics and hot reload.
 
 ``serve(settings)`` runs until SIGTERM/SIGINT: it then reports NOT_SERVING, stops accepting,
-lets in-flight requests finish (up to ``grace_seconds``) and returns. ``start_in_thread`` runs the
+lets in-flight requests finish (up to ``grace_seconds``) and returns. ``ServerThread`` runs the
 same server on a background thread, for tests and benchmarks.
 """
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import signal
+import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 from tritonclient.grpc import service_pb2_grpc
 
 from core.errors import ConfigError
+from serving.auth import TokenAuthInterceptor
 from serving.dataplane import DataPlane
 from serving.kserve_servicer import InferenceServicer
 from serving.metrics import ServerMetrics
+from serving.rest import RestApi
 from serving.settings import ServerSettings
 from serving.tfserving_servicer import ModelServicer, PredictionServicer
 
 log = logging.getLogger("zoo.serving")
-HEALTH_METHODS = "/grpc.health.v1.Health/"
-REFLECTION_METHODS = "/grpc.reflection."
-
-
-def bearer_token(metadata) -> str | None:
-    """The token of an ``authorization: Bearer TOKEN`` header (the scheme in any case), or None."""
-    value = dict(metadata or ()).get("authorization")
-    if value is None:
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
-    """Requires ``authorization: Bearer TOKEN`` on every RPC except reflection and the server's
-    overall health (what load balancers, Kubernetes probes and the Docker HEALTHCHECK ask). A
-    model's health needs the token too, so model names cannot be probed without it."""
-
-    def __init__(self, token: str):
-        self.expected = token.encode()
-
-    def allows(self, metadata) -> bool:
-        token = bearer_token(metadata)
-        return token is not None and hmac.compare_digest(token.encode(), self.expected)
-
-    async def intercept_service(self, continuation, handler_call_details):
-        method, metadata = handler_call_details.method, handler_call_details.invocation_metadata
-        if method.startswith(REFLECTION_METHODS) or self.allows(metadata):
-            return await continuation(handler_call_details)
-        reason = "missing" if bearer_token(metadata) is None else "invalid"
-        message = f"{reason} bearer token: send metadata 'authorization: Bearer <token>'"
-        if method.startswith(HEALTH_METHODS):
-            return self._overall_health_only(await continuation(handler_call_details), message)
-
-        async def deny(request, context):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-
-        return grpc.unary_unary_rpc_method_handler(deny)
-
-    @staticmethod
-    def _overall_health_only(handler, message: str):
-        """The health handler (Check or Watch), refusing requests that name a service (a model).
-        Both are coroutines in grpc.aio: Watch streams with ``context.write``."""
-        kind, make = (
-            (handler.unary_unary, grpc.unary_unary_rpc_method_handler)
-            if handler.unary_unary is not None
-            else (handler.unary_stream, grpc.unary_stream_rpc_method_handler)
-        )
-
-        async def overall_only(request, context):
-            if request.service:
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-            return await kind(request, context)
-
-        return make(
-            overall_only,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
 
 
 def _credentials(settings: ServerSettings):
@@ -99,6 +44,38 @@ def _credentials(settings: ServerSettings):
     )
 
 
+def _rest_ssl_context(settings: ServerSettings) -> ssl.SSLContext | None:
+    """The REST port's TLS: the gRPC port's certificate, key and client CA."""
+    if not settings.tls:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    if settings.tls_client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(settings.tls_client_ca)
+    return context
+
+
+async def _start_rest(settings: ServerSettings, dataplane: DataPlane, metrics: ServerMetrics):
+    """Starts the REST front end on ``settings.rest_port``; returns ``(runner, bound port)``."""
+    if settings.rest_port < 0:
+        return None, -1
+    api = RestApi(dataplane, metrics, settings.auth_token, settings.max_message_bytes)
+    runner = web.AppRunner(api.app, access_log=None, shutdown_timeout=settings.grace_seconds)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.host, settings.rest_port, ssl_context=_rest_ssl_context(settings)
+    )
+    try:
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        raise ConfigError(
+            f"Cannot serve REST on {settings.host}:{settings.rest_port}: {error.strerror}."
+        ) from None
+    return runner, runner.addresses[0][1]
+
+
 @dataclass
 class Running:
     """A started server: its ports, and an event that stops it."""
@@ -107,6 +84,7 @@ class Running:
     metrics_port: int
     stop: asyncio.Event
     dataplane: DataPlane
+    rest_port: int = -1
 
 
 async def _poll_forever(dataplane: DataPlane, seconds: float) -> None:
@@ -197,6 +175,7 @@ async def serve(settings: ServerSettings, on_started=None, stop: asyncio.Event |
             ) from None
 
     await server.start()
+    rest_runner, rest_port = await _start_rest(settings, dataplane, metrics)
     await set_health("", dataplane.ready())
     poller = asyncio.get_running_loop().create_task(_poll_forever(dataplane, settings.poll_seconds))
     stop = stop or asyncio.Event()
@@ -204,20 +183,24 @@ async def serve(settings: ServerSettings, on_started=None, stop: asyncio.Event |
         for signum in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     log.info(
-        "Serving %s on %s (%s), metrics on port %s",
+        "Serving %s on %s (%s), REST on port %s, metrics on port %s",
         dataplane.model_names(),
         address.replace(str(settings.port), str(port)),
         "TLS" if credentials else "plaintext",
+        rest_port,
         metrics_port,
     )
     if on_started:
-        on_started(Running(port, metrics_port, stop, dataplane))
+        on_started(Running(port, metrics_port, stop, dataplane, rest_port))
     await stop.wait()
 
     log.info("Shutting down: finishing in-flight requests (up to %.0f s)", settings.grace_seconds)
     await health_servicer.enter_graceful_shutdown()
     poller.cancel()
-    await server.stop(settings.grace_seconds)
+    stopping = [server.stop(settings.grace_seconds)]
+    if rest_runner:
+        stopping.append(rest_runner.cleanup())
+    await asyncio.gather(*stopping)
     await dataplane.close()
     if metrics_server:
         metrics_server.shutdown()
@@ -260,6 +243,10 @@ class ServerThread:
     @property
     def port(self) -> int:
         return self.running.port
+
+    @property
+    def rest_port(self) -> int:
+        return self.running.rest_port
 
     @property
     def metrics_port(self) -> int:

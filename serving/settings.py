@@ -66,6 +66,13 @@ class ServerSettings(BaseSettings):
         "Serving; 127.0.0.1 for this machine only",
     )
     port: int = Field(8500, ge=0, le=65535, description="gRPC port (both protocols); 0: any free")
+    rest_port: int = Field(
+        8501,
+        ge=-1,
+        le=65535,
+        description="REST port: TensorFlow Serving's REST API and the Open Inference Protocol's "
+        "REST binding; 0: any free, -1: off",
+    )
     metrics_host: str = Field(
         "127.0.0.1",
         description="interface of the Prometheus metrics port: this machine only by default; "

@@ -21,7 +21,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         # 1. The history line goes first: a checkpoint never exists without its epoch's metrics.
-        self.history.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        row = {"epoch": epoch, "finished_at": time.time()}
+        self.history.append({**row, **{k: float(v) for k, v in (logs or {}).items()}})
         self.run.write_history(self.history)
         # 2. Then model and optimizer state.
         self.run.save_checkpoint(self.model, epoch + 1)

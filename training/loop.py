@@ -172,8 +172,27 @@ def compiled_model(config, info, head, label_format, total_steps: int, data: Dat
         metrics=keras_metrics(info.task, label_format, info.num_classes,
                               from_logits=head.from_logits, threshold=config.threshold),
         jit_compile=config.jit_compile,
+        steps_per_execution=config.steps_per_execution,
     )  # fmt: skip
     return model
+
+
+def precision_probe(config, info, head, label_format, data: Data):
+    """``measure(policy) -> examples/s`` of a few training steps of this very model and data,
+    for ``mixed_precision: auto`` where the machine's flags do not settle it."""
+
+    def measure(policy: str) -> float:
+        with runtime.dtype_policy(policy):
+            model = compiled_model(config, info, head, label_format, 100, data)
+            model.fit(data.train.take(2 * config.steps_per_execution), verbose=0)  # traces
+            timed = data.train.take(2 * config.steps_per_execution)
+            start = time.perf_counter()
+            model.fit(timed, verbose=0)
+            return (
+                2 * config.steps_per_execution * config.batch_size / (time.perf_counter() - start)
+            )
+
+    return measure
 
 
 def fit_callbacks(config, run: RunDir, history: list[dict], data: Data, head, info) -> list:
@@ -241,7 +260,12 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
     #    that do not fit leave nothing behind. The model lives in the strategy's scope; a
     #    checkpoint, when there is one, replaces it with its weights and optimizer state.
     data = load_data(config, info, label_format)
-    with runtime.dtype_policy(runtime.resolve_precision(config.mixed_precision)), strategy.scope():
+    policy, reason = runtime.resolve_precision(
+        config.mixed_precision, precision_probe(config, info, head, label_format, data)
+    )
+    if verbose:
+        print(f"Precision: {policy} ({reason})", flush=True)
+    with runtime.dtype_policy(policy), strategy.scope():
         total_steps = data.steps_per_epoch * config.epochs
         model = compiled_model(config, info, head, label_format, total_steps, data)
         run, checkpoint, history = open_run(config, strategy, resume)
@@ -280,7 +304,8 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
         write_final_metrics(run.logs, report, step=config.epochs, calibration=calibration)
     metrics = {"dataset": info.to_json(), "model": config.model, "head": config.head,
                "epochs": config.epochs, "test": report, "history": history,
-               "train_seconds_this_session": seconds}  # fmt: skip
+               "train_seconds_this_session": seconds,
+               "precision": {"policy": policy, "reason": reason}}  # fmt: skip
     if calibration is not None:
         metrics["calibration"] = calibration
     write_json_atomic(run.metrics_path, metrics)

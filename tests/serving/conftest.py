@@ -58,6 +58,7 @@ def server(tmp_path_factory, exported_version):
         host="127.0.0.1",
         port=0,
         metrics_port=0,
+        rest_port=0,
         poll_seconds=0.2,
         max_request_batch=64,
         auth_token="",

@@ -16,8 +16,9 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from core.errors import ConfigError
+from serving.auth import bearer_token
 from serving.client import PredictionClient
-from serving.server import ServerThread, bearer_token
+from serving.server import ServerThread
 from serving.settings import ServerSettings, build_settings
 
 

@@ -1,0 +1,290 @@
+"""The REST front end (port 8501, as TensorFlow Serving): TensorFlow Serving's REST API and the
+Open Inference Protocol's REST binding, on aiohttp in the server's own event loop.
+
+Routes call the same data plane as the gRPC servicers, so lookup, validation, batching and metrics
+are shared, and errors carry the same messages with their HTTP status (``{"error": message}``).
+
+TensorFlow Serving:
+  GET  /v1/models/NAME[/versions/N | /labels/L]              version status
+  GET  /v1/models/NAME[/versions/N | /labels/L]/metadata     signature_def
+  POST /v1/models/NAME[/versions/N | /labels/L]:predict      {"instances": [...]} or {"inputs": ...}
+  POST /v1/models/NAME[/versions/N | /labels/L]:classify     {"examples": [{"images": ...}]}
+Open Inference Protocol (KServe v2):
+  GET  /v2/health/live, /v2/health/ready, /v2
+  GET  /v2/models/NAME[/versions/N], .../ready
+  POST /v2/models/NAME[/versions/N]/infer
+"""
+
+import hmac
+import json
+import time
+
+import numpy as np
+from aiohttp import web
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2
+
+from core import __version__
+from core.images import ImageError, image_from_bytes
+from core.outputs import ranked
+from serving import rest_codec
+from serving.auth import bearer_token
+from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
+from serving.errors import InvalidArgument, NotFound, ServingError, log
+from serving.metrics import ServerMetrics
+
+PLATFORM = "tensorflow_savedmodel"
+OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
+
+
+def _version(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise InvalidArgument(f"The version must be an integer. Received: {text!r}")
+    return int(text)
+
+
+async def _json_body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InvalidArgument(f"The body is not valid JSON: {error}.") from None
+    if not isinstance(body, dict):
+        raise InvalidArgument("The body must be a JSON object.")
+    return body
+
+
+class RestApi:
+    """The routes; ``app`` is the aiohttp application to run.
+
+    Args:
+        dataplane: the data plane the gRPC servicers use too.
+        metrics: request metrics (method names start with ``REST:``).
+        token: when set, every route but the v2 health checks needs ``Authorization: Bearer``.
+        max_body_bytes: largest request body (413 beyond it).
+    """
+
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, token: str, max_body_bytes):
+        self.dataplane, self.metrics, self.token = dataplane, metrics, token.encode()
+        self.app = web.Application(client_max_size=max_body_bytes, middlewares=[self._errors])
+        routes = [
+            web.get("/v2", self.v2_server_metadata),
+            web.get("/v2/health/live", self.v2_live),
+            web.get("/v2/health/ready", self.v2_ready),
+        ]
+        model = "/v1/models/{name:[^/:]+}"
+        for pinned in ("", "/versions/{version:[^/:]+}", "/labels/{label:[^/:]+}"):
+            routes += [
+                web.get(model + pinned, self.tf_status),
+                web.get(model + pinned + "/metadata", self.tf_metadata),
+                web.post(model + pinned + ":predict", self.tf_predict),
+                web.post(model + pinned + ":classify", self.tf_classify),
+            ]
+        for pinned in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+            routes += [
+                web.get(pinned, self.v2_metadata),
+                web.get(pinned + "/ready", self.v2_ready_model),
+                web.post(pinned + "/infer", self.v2_infer),
+            ]
+        self.app.add_routes(routes)
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler):
+        """Token check, then the handler; ServingError -> its HTTP status and message, anything
+        else -> 500 (logged). Every request is counted in the metrics."""
+        start, status, name = time.perf_counter(), 200, request.match_info.get("name", "")
+        try:
+            if self.token and request.path not in OPEN_PATHS and not self._allowed(request):
+                status = 401
+                return web.json_response(
+                    {"error": "missing or invalid bearer token: send 'Authorization: Bearer "
+                     "<token>'"}, status=401)  # fmt: skip
+            return await handler(request)
+        except web.HTTPException as error:  # routing: 404 for unknown paths, 405, 413
+            status = error.status
+            return web.json_response({"error": error.reason}, status=error.status)
+        except ServingError as error:
+            status = error.http
+            log.warning("REST %s failed: %s", request.path, error)
+            return web.json_response({"error": str(error)}, status=error.http)
+        except Exception as error:
+            status = 500
+            log.exception("REST %s raised an internal error", request.path)
+            return web.json_response({"error": f"internal error: {error}"}, status=500)
+        finally:
+            label = self.dataplane.metric_label(name) if name else ""
+            method = "REST:" + request.path.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+            self.metrics.record_request(label, method, str(status), time.perf_counter() - start)
+
+    def _allowed(self, request: web.Request) -> bool:
+        token = bearer_token([("authorization", request.headers.get("Authorization", ""))])
+        return bool(token) and hmac.compare_digest(token.encode(), self.token)
+
+    def _servable(self, request: web.Request):
+        info = request.match_info
+        return self.dataplane.servable(
+            info["name"], _version(info.get("version")), info.get("label")
+        )
+
+    # TensorFlow Serving's REST API --------------------------------------------------------
+
+    async def tf_status(self, request: web.Request) -> web.Response:
+        info = request.match_info
+        version = _version(info.get("version"))
+        if info.get("label"):
+            version = self._servable(request).version
+        statuses = self.dataplane.statuses(info["name"], version)
+        return web.json_response(
+            {
+                "model_version_status": [
+                    {
+                        "version": str(number),
+                        "state": status.state,
+                        "status": {
+                            "error_code": "UNKNOWN" if status.error else "OK",
+                            "error_message": status.error,
+                        },
+                    }
+                    for number, status in sorted(statuses.items())
+                ]
+            }
+        )
+
+    async def tf_metadata(self, request: web.Request) -> web.Response:
+        servable = self._servable(request)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        for name, signature_def in servable.signature_defs.items():
+            signatures.signature_def[name].CopyFrom(signature_def)
+        return web.json_response(
+            {
+                "model_spec": {
+                    "name": servable.name,
+                    "signature_name": "",
+                    "version": str(servable.version),
+                },
+                "metadata": {"signature_def": json_format.MessageToDict(signatures)},
+            }
+        )
+
+    async def tf_predict(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        servable = self._servable(request)
+        signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
+        signature = self.dataplane.signature(servable, signature_name)
+        if ("instances" in body) == ("inputs" in body):
+            raise InvalidArgument("Give either 'instances' (row format) or 'inputs' (columnar).")
+        if "instances" in body:
+            inputs = rest_codec.row_inputs(body["instances"], signature.inputs)
+        else:
+            inputs = rest_codec.columnar_inputs(body["inputs"], signature.inputs)
+        _, _, outputs = await self.dataplane.infer(
+            servable.name, inputs, version=servable.version, signature_name=signature_name
+        )
+        if "instances" in body:
+            return web.json_response({"predictions": rest_codec.row_outputs(outputs)})
+        columns = {name: value.tolist() for name, value in outputs.items()}
+        return web.json_response(
+            {"outputs": next(iter(columns.values())) if len(columns) == 1 else columns}
+        )
+
+    async def tf_classify(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        servable = self._servable(request)
+        signature = self.dataplane.signature(servable, DEFAULT_SIGNATURE)
+        ((input_name, spec),) = signature.inputs.items()
+        examples = body.get("examples")
+        if not isinstance(examples, list) or not examples:
+            raise InvalidArgument("'examples' must be a non-empty list of objects.")
+        shape = tuple(spec.shape[1:])
+        images = np.stack([self._example(e, input_name, spec, shape) for e in examples])
+        servable, names, probabilities = await self.dataplane.classify(
+            servable.name, {input_name: images}, version=servable.version
+        )
+        results = [[[names[i], float(row[i])] for i in ranked(row)] for row in probabilities]
+        return web.json_response({"results": results})
+
+    @staticmethod
+    def _example(example, input_name: str, spec, shape) -> np.ndarray:
+        """One JSON example: pixel values, or ``{"b64": PNG/JPEG or raw pixel bytes}``."""
+        if not isinstance(example, dict) or input_name not in example:
+            raise InvalidArgument(f"Each example needs the feature {input_name!r}.")
+        value = example[input_name]
+        if isinstance(value, dict):
+            data = rest_codec.decode_b64(value, input_name)
+            try:
+                return image_from_bytes(data, shape, f"Feature {input_name!r}")
+            except ImageError as error:
+                raise InvalidArgument(str(error)) from None
+        return rest_codec.to_array([value], spec, input_name)[0]
+
+    # Open Inference Protocol REST ---------------------------------------------------------
+
+    async def v2_server_metadata(self, request: web.Request) -> web.Response:
+        return web.json_response({"name": "zoo", "version": __version__, "extensions": []})
+
+    async def v2_live(self, request: web.Request) -> web.Response:
+        return web.json_response({"live": True})
+
+    async def v2_ready(self, request: web.Request) -> web.Response:
+        ready = self.dataplane.ready()
+        return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+    def _v2_servable(self, request: web.Request):
+        version = _version(request.match_info.get("version"))
+        return self.dataplane.servable(request.match_info["name"], version)
+
+    async def v2_metadata(self, request: web.Request) -> web.Response:
+        servable = self._v2_servable(request)
+        signature = self.dataplane.signature(servable, DEFAULT_SIGNATURE)
+
+        def tensors(specs):
+            return [
+                {
+                    "name": s.name,
+                    "datatype": rest_codec.NUMPY_TO_V2[s.dtype],
+                    "shape": list(s.shape),
+                }
+                for s in specs.values()
+            ]
+
+        return web.json_response(
+            {
+                "name": servable.name,
+                "versions": [str(v) for v in self.dataplane.loaded_versions(servable.name)],
+                "platform": PLATFORM,
+                "inputs": tensors(signature.inputs),
+                "outputs": tensors(signature.outputs),
+            }
+        )
+
+    async def v2_ready_model(self, request: web.Request) -> web.Response:
+        try:
+            servable = self._v2_servable(request)
+        except NotFound:
+            return web.json_response(
+                {"name": request.match_info["name"], "ready": False}, status=404
+            )
+        return web.json_response({"name": servable.name, "ready": True})
+
+    async def v2_infer(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        servable = self._v2_servable(request)
+        signature_name = (body.get("parameters") or {}).get("signature_name", DEFAULT_SIGNATURE)
+        signature = self.dataplane.signature(servable, signature_name)
+        inputs = rest_codec.v2_inputs(body.get("inputs"), signature.inputs)
+        _, _, outputs = await self.dataplane.infer(
+            servable.name, inputs, version=servable.version, signature_name=signature_name
+        )
+        wanted = [o.get("name") for o in body.get("outputs") or [] if isinstance(o, dict)]
+        unknown = sorted(set(wanted) - set(outputs))
+        if unknown:
+            raise InvalidArgument(f"Unknown output(s) {unknown}; outputs: {sorted(outputs)}.")
+        response = {
+            "model_name": servable.name,
+            "model_version": str(servable.version),
+            "outputs": rest_codec.v2_outputs(outputs, wanted or list(outputs)),
+        }
+        if "id" in body:
+            response["id"] = body["id"]
+        return web.json_response(response)

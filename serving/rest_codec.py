@@ -1,0 +1,162 @@
+"""JSON bodies of the REST APIs <-> numpy: TensorFlow Serving's row (``instances``) and columnar
+(``inputs``) formats with ``{"b64": ...}`` for bytes, and the Open Inference Protocol's tensors
+(``{"name", "shape", "datatype", "data"}``). Sizes are bounded by the body, which the HTTP server
+already limits to ``max_message_bytes``; values are checked against their dtype's range.
+"""
+
+import base64
+import binascii
+import math
+
+import numpy as np
+
+from core.images import ImageError, decode_image
+from serving.converters import NUMPY_TO_V2, V2_TO_NUMPY
+from serving.errors import InvalidArgument
+from serving.runtime import TensorSpec
+
+
+def decode_b64(value, name: str):
+    """``{"b64": "..."}`` -> bytes; other values unchanged, lists recursively."""
+    if isinstance(value, dict):
+        if set(value) != {"b64"} or not isinstance(value["b64"], str):
+            raise InvalidArgument(
+                f'Input {name!r}: objects in tensors must be {{"b64": "..."}}. Received: '
+                f"{sorted(value)}."
+            )
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise InvalidArgument(f"Input {name!r}: invalid base64 ({error}).") from None
+    if isinstance(value, list):
+        return [decode_b64(item, name) for item in value]
+    return value
+
+
+def _images_from_bytes(items: list, spec: TensorSpec, name: str) -> np.ndarray:
+    """uint8 image inputs given as encoded images (``{"b64": PNG or JPEG}``), one per example."""
+    shape = tuple(spec.shape[1:])
+    try:
+        return np.stack([decode_image(item, shape, f"Input {name!r}") for item in items])
+    except (ImageError, ValueError) as error:
+        raise InvalidArgument(str(error)) from None
+
+
+def to_array(value, spec: TensorSpec, name: str) -> np.ndarray:
+    """A JSON value (nested lists, numbers, b64 objects) as an array of ``spec``'s dtype."""
+    value = decode_b64(value, name)
+    if isinstance(value, list) and value and all(isinstance(v, bytes) for v in value):
+        if spec.dtype == np.uint8 and len(spec.shape) == 4:
+            return _images_from_bytes(value, spec, name)
+        raise InvalidArgument(
+            f"Input {name!r}: bytes given, but the signature expects {spec.dtype.name} values."
+        )
+    try:
+        wide = np.asarray(value, dtype=np.float64 if spec.dtype.kind == "f" else object)
+    except ValueError:
+        raise InvalidArgument(
+            f"Input {name!r}: a ragged or non-numeric list; expected {spec.dtype.name} values "
+            f"of shape {list(spec.shape)}."
+        ) from None
+    if wide.dtype == object:
+        if not all(isinstance(v, (int, bool)) for v in wide.ravel()):
+            raise InvalidArgument(
+                f"Input {name!r}: expected {spec.dtype.name} values of shape {list(spec.shape)}."
+            )
+        if spec.dtype.kind in "iu":
+            limits = np.iinfo(spec.dtype)
+            outside = [v for v in wide.ravel() if not limits.min <= v <= limits.max]
+            if outside:
+                raise InvalidArgument(
+                    f"Input {name!r}: value {outside[0]} is outside the range of "
+                    f"{spec.dtype.name} [{limits.min}, {limits.max}]."
+                )
+    return wide.astype(spec.dtype)
+
+
+def row_inputs(instances, inputs: dict[str, TensorSpec]) -> dict[str, np.ndarray]:
+    """TensorFlow Serving's row format: a list of examples, each a value (one input) or an
+    object of named inputs."""
+    if not isinstance(instances, list) or not instances:
+        raise InvalidArgument("'instances' must be a non-empty list of examples.")
+    if all(isinstance(row, dict) and "b64" not in row for row in instances):
+        names = set(instances[0])
+        if any(set(row) != names for row in instances):
+            raise InvalidArgument("Every instance must name the same inputs.")
+        return {
+            name: to_array([row[name] for row in instances], _spec(inputs, name), name)
+            for name in names
+        }
+    if len(inputs) != 1:
+        raise InvalidArgument(
+            f"The signature takes inputs {sorted(inputs)}: give each instance as an object."
+        )
+    ((name, spec),) = inputs.items()
+    return {name: to_array(instances, spec, name)}
+
+
+def columnar_inputs(columns, inputs: dict[str, TensorSpec]) -> dict[str, np.ndarray]:
+    """TensorFlow Serving's columnar format: one value per input, batch first."""
+    if isinstance(columns, dict):
+        return {name: to_array(value, _spec(inputs, name), name) for name, value in columns.items()}
+    if len(inputs) != 1:
+        raise InvalidArgument(f"The signature takes inputs {sorted(inputs)}: give an object.")
+    ((name, spec),) = inputs.items()
+    return {name: to_array(columns, spec, name)}
+
+
+def _spec(inputs: dict[str, TensorSpec], name: str) -> TensorSpec:
+    if name not in inputs:
+        raise InvalidArgument(
+            f"Unexpected input {name!r}; the signature takes inputs {sorted(inputs)}."
+        )
+    return inputs[name]
+
+
+def row_outputs(outputs: dict[str, np.ndarray]) -> list:
+    """``predictions``: per example, the value of the only output or an object of all."""
+    if len(outputs) == 1:
+        return next(iter(outputs.values())).tolist()
+    lists = {name: value.tolist() for name, value in outputs.items()}
+    count = len(next(iter(lists.values())))
+    return [{name: values[i] for name, values in lists.items()} for i in range(count)]
+
+
+def v2_inputs(body_inputs, inputs: dict[str, TensorSpec]) -> dict[str, np.ndarray]:
+    """Open Inference Protocol request tensors: ``{"name", "shape", "datatype", "data"}``."""
+    if not isinstance(body_inputs, list) or not body_inputs:
+        raise InvalidArgument("'inputs' must be a non-empty list of tensors.")
+    arrays = {}
+    for tensor in body_inputs:
+        if not isinstance(tensor, dict) or not {"name", "shape", "datatype", "data"} <= set(tensor):
+            raise InvalidArgument("Each input needs 'name', 'shape', 'datatype' and 'data'.")
+        name, datatype, shape = tensor["name"], tensor["datatype"], tensor["shape"]
+        if datatype not in V2_TO_NUMPY or datatype == "BYTES":
+            raise InvalidArgument(f"Input {name!r}: unsupported datatype {datatype!r}.")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise InvalidArgument(f"Input {name!r}: shape must be a list of sizes >= 0.")
+        spec = _spec(inputs, name)
+        if np.dtype(V2_TO_NUMPY[datatype]) != spec.dtype:
+            raise InvalidArgument(
+                f"Input {name!r}: expected datatype {NUMPY_TO_V2[spec.dtype]}, received {datatype}."
+            )
+        flat = to_array(tensor["data"], spec, name).reshape(-1)
+        if flat.size != math.prod(shape):
+            raise InvalidArgument(
+                f"Input {name!r}: shape {shape} needs {math.prod(shape)} values, but data holds "
+                f"{flat.size}."
+            )
+        arrays[name] = flat.reshape(shape)
+    return arrays
+
+
+def v2_outputs(outputs: dict[str, np.ndarray], names: list[str]) -> list[dict]:
+    return [
+        {
+            "name": name,
+            "shape": list(outputs[name].shape),
+            "datatype": NUMPY_TO_V2[outputs[name].dtype],
+            "data": outputs[name].ravel().tolist(),
+        }
+        for name in names
+    ]

@@ -1,0 +1,163 @@
+"""The REST front end through plain HTTP requests, shaped like the examples of TensorFlow
+Serving's REST documentation and the KServe v2 REST protocol."""
+
+import base64
+import io
+import json
+import ssl
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from helpers import loopback_settings
+from PIL import Image
+from test_operations import make_certificates
+
+from serving.server import ServerThread
+
+
+def call(port, path, body=None, *, token=None, method=None):
+    """``(status, JSON body)`` of one HTTP request to the REST port."""
+    data = (
+        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def rest(server):
+    return server.rest_port
+
+
+def test_tf_serving_row_format_predict(rest, client, test_images):
+    images, _ = test_images
+    status, body = call(rest, "/v1/models/mnist:predict", {"instances": images[:3].tolist()})
+    assert status == 200
+    predictions = body["predictions"]
+    assert len(predictions) == 3
+    assert set(predictions[0]) == {"probabilities", "log_probabilities", "classes", "logits"}
+    grpc_outputs = client.predict("mnist", images[:3])
+    np.testing.assert_allclose(
+        [p["probabilities"] for p in predictions], grpc_outputs["probabilities"], atol=1e-6
+    )
+    assert [p["classes"] for p in predictions] == grpc_outputs["classes"].tolist()
+
+
+def test_tf_serving_columnar_format_with_version_and_signature(rest, test_images):
+    images, _ = test_images
+    flat = (images[:2].reshape(2, 784) / 255.0).tolist()
+    body = {"signature_name": "predict_images", "inputs": {"images": flat}}
+    status, answer = call(rest, "/v1/models/mnist/versions/1:predict", body)
+    assert status == 200
+    scores = np.asarray(answer["outputs"])  # one output: its value, not an object
+    assert scores.shape == (2, 10)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_tf_serving_classify_with_b64_png(rest, test_images):
+    images, _ = test_images
+    buffer = io.BytesIO()
+    Image.fromarray(images[0, ..., 0]).save(buffer, format="PNG")
+    png = base64.b64encode(buffer.getvalue()).decode()
+    examples = [{"images": {"b64": png}}, {"images": images[1].tolist()}]
+    status, body = call(rest, "/v1/models/mnist:classify", {"examples": examples})
+    assert status == 200 and len(body["results"]) == 2
+    label, score = body["results"][0][0]
+    assert label in [str(d) for d in range(10)] and 0 <= score <= 1
+    assert len(body["results"][0]) == 10
+
+
+def test_tf_serving_status_and_metadata(rest):
+    status, body = call(rest, "/v1/models/mnist")
+    assert status == 200
+    assert body["model_version_status"] == [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    ]
+    status, body = call(rest, "/v1/models/mnist/versions/1/metadata")
+    assert status == 200 and body["model_spec"]["version"] == "1"
+    signatures = body["metadata"]["signature_def"]["signatureDef"]
+    assert {"serving_default", "predict_images"} <= set(signatures)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/v1/models/nope:predict", {"instances": [[0]]}, 404, "Model 'nope' not found"),
+        ("/v1/models/mnist/versions/9:predict", {"instances": [[0]]}, 404, "version 9 not found"),
+        ("/v1/models/mnist:predict", {"instances": [[1, 2, 3]]}, 400, "expected shape [-1, 28, 28, 1]"),
+        ("/v1/models/mnist:predict", {"instances": [[[[300]] * 28] * 28]}, 400, "outside the range"),
+        ("/v1/models/mnist:predict", {"nothing": 1}, 400, "Give either 'instances'"),
+        ("/v1/models/mnist:predict", b"{not json", 400, "not valid JSON"),
+        ("/v1/models/mnist:classify", {"examples": [{"images": {"b64": "!!"}}]}, 400, "base64"),
+        ("/v2/models/mnist/infer", {"inputs": [{"name": "images", "shape": [1, 28, 28, 1],
+                                                "datatype": "FP32", "data": [0]}]},
+         400, "expected datatype UINT8, received FP32"),
+    ],
+)  # fmt: skip
+def test_errors_have_the_grpc_messages_and_http_statuses(rest, path, body, status, message):
+    code, answer = call(rest, path, body)
+    assert code == status and message in answer["error"]
+
+
+def test_a_body_over_the_message_limit_is_413(make_repo):
+    settings = loopback_settings(make_repo(), max_message_bytes=4096)
+    with ServerThread(settings) as running:
+        code, answer = call(running.rest_port, "/v1/models/mnist:predict", b"[" + b"0," * 5000)
+    assert code == 413 and "error" in answer
+
+
+def test_kserve_v2_rest(rest, test_images):
+    assert call(rest, "/v2/health/live") == (200, {"live": True})
+    assert call(rest, "/v2/health/ready") == (200, {"ready": True})
+    assert call(rest, "/v2/models/mnist/versions/1/ready") == (
+        200, {"name": "mnist", "ready": True})  # fmt: skip
+    assert call(rest, "/v2/models/nope/ready")[0] == 404
+    status, metadata = call(rest, "/v2/models/mnist")
+    assert status == 200 and metadata["versions"] == ["1"]
+    assert metadata["inputs"] == [{"name": "images", "datatype": "UINT8", "shape": [-1, 28, 28, 1]}]
+    images, _ = test_images
+    request = {
+        "id": "42",
+        "inputs": [{"name": "images", "shape": [2, 28, 28, 1], "datatype": "UINT8",
+                    "data": images[:2].ravel().tolist()}],
+        "outputs": [{"name": "classes"}, {"name": "probabilities"}],
+    }  # fmt: skip
+    status, body = call(rest, "/v2/models/mnist/infer", request)
+    assert status == 200 and body["id"] == "42" and body["model_version"] == "1"
+    outputs = {o["name"]: o for o in body["outputs"]}
+    assert list(outputs) == ["classes", "probabilities"]
+    assert outputs["classes"]["datatype"] == "INT64" and outputs["classes"]["shape"] == [2]
+    assert outputs["probabilities"]["shape"] == [2, 10]
+
+
+def test_token_and_tls_apply_to_rest(make_repo, tmp_path, test_images):
+    repo = make_repo()
+    with ServerThread(loopback_settings(repo, auth_token="s3cret")) as running:
+        port = running.rest_port
+        assert call(port, "/v1/models/mnist")[0] == 401
+        assert call(port, "/v1/models/mnist", token="wrong")[0] == 401
+        assert call(port, "/v1/models/mnist", token="s3cret")[0] == 200
+        assert call(port, "/v2/health/ready")[0] == 200, "health stays open for probes"
+        assert call(port, "/v2/models/mnist")[0] == 401
+    certs = make_certificates(tmp_path)
+    settings = loopback_settings(
+        repo, tls_cert=str(certs["server.pem"]), tls_key=str(certs["server.key"])
+    )
+    with ServerThread(settings) as running:
+        context = ssl.create_default_context(cafile=str(certs["ca.pem"]))
+        url = f"https://localhost:{running.rest_port}/v2/health/live"
+        with urllib.request.urlopen(url, context=context, timeout=30) as response:
+            assert json.loads(response.read()) == {"live": True}
+        with pytest.raises(OSError):  # plaintext against the TLS port
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{running.rest_port}/v2/health/live", timeout=5
+            )
