@@ -1,9 +1,14 @@
 """Dynamic batching: concurrent requests for one signature merged into one model call.
 
-Requests queue on the event loop; one worker takes as many queued requests as fit in
-``max_batch_size`` examples (waiting up to ``max_wait_us`` for more once the model is free),
-concatenates them along the batch axis, runs the model in a thread, and splits the outputs back.
-Requests whose non-batch shapes differ from the head of the queue wait for the next call.
+Requests queue on the event loop, first in first out; one worker takes as many queued requests as
+fit in ``max_batch_size`` examples (waiting up to ``max_wait_us`` for more once the model is
+free), concatenates them along the batch axis, runs the model in a thread, and splits the outputs
+back. Requests whose non-batch shapes differ from the head of the queue wait for the next call.
+
+Under overload the queue is bounded twice: by length (``max_queue``, UNAVAILABLE at once) and by
+time (``max_queue_seconds``: a request that waited longer is answered UNAVAILABLE instead of
+running late). A request whose client deadline has passed is dropped before the model runs
+(DEADLINE_EXCEEDED): nobody waits for its answer, and its examples would only delay the others.
 """
 
 import asyncio
@@ -15,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.errors import Unavailable
+from serving.errors import DeadlineExceeded, Unavailable
 from serving.settings import BatchingOptions
 
 RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -26,6 +31,7 @@ class _Pending:
     inputs: dict[str, np.ndarray]
     size: int
     future: asyncio.Future
+    deadline: float | None = None  # time.perf_counter() by which the client gives up
     enqueued: float = field(default_factory=time.perf_counter)
 
     @property
@@ -41,25 +47,58 @@ class DynamicBatcher:
         options: batch size, wait and queue limits.
         executor: the thread pool model calls run in.
         observe: ``observe(batch_size, queue_seconds_of_each_request)`` after every call.
+        on_dropped: ``on_dropped(reason)`` for each request dropped unrun (``"deadline"`` or
+            ``"queue_time"``).
     """
 
-    def __init__(self, run: RunFn, options: BatchingOptions, executor: Executor, observe=None):
+    def __init__(
+        self, run: RunFn, options: BatchingOptions, executor: Executor, observe=None,
+        on_dropped=None,
+    ):  # fmt: skip
         self.run, self.options, self.executor = run, options, executor
         self.observe = observe or (lambda size, waits: None)
+        self.on_dropped = on_dropped or (lambda reason: None)
         self.queue: deque[_Pending] = deque()
         self.wakeup = asyncio.Event()
         self.closing = False
         self.worker = asyncio.get_running_loop().create_task(self._work())
 
-    async def submit(self, inputs: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    async def submit(
+        self, inputs: dict[str, np.ndarray], size: int, deadline: float | None = None
+    ) -> dict[str, np.ndarray]:
         if len(self.queue) >= self.options.max_queue:
             raise Unavailable(
                 f"The batching queue is full ({self.options.max_queue} requests waiting); retry."
             )
-        pending = _Pending(inputs, size, asyncio.get_running_loop().create_future())
+        pending = _Pending(inputs, size, asyncio.get_running_loop().create_future(), deadline)
         self.queue.append(pending)
         self.wakeup.set()
         return await pending.future
+
+    def _drop_stale(self) -> None:
+        """Answers, without running them, the queued requests whose deadline passed or that
+        waited longer than ``max_queue_seconds``."""
+        now, limit = time.perf_counter(), self.options.max_queue_seconds
+        kept = deque()
+        for pending in self.queue:
+            if pending.future.done():
+                continue
+            if pending.deadline is not None and now >= pending.deadline:
+                pending.future.set_exception(
+                    DeadlineExceeded("The request's deadline passed while it waited for the model.")
+                )
+                self.on_dropped("deadline")
+            elif limit and now - pending.enqueued > limit:
+                pending.future.set_exception(
+                    Unavailable(
+                        f"The request waited {now - pending.enqueued:.2f} s for the model, over "
+                        f"max_queue_seconds={limit:g}: the server is overloaded; retry."
+                    )
+                )
+                self.on_dropped("queue_time")
+            else:
+                kept.append(pending)
+        self.queue = kept
 
     def _take_batch(self) -> list[_Pending]:
         batch = [self.queue.popleft()]
@@ -94,6 +133,9 @@ class DynamicBatcher:
                         await asyncio.wait_for(self.wakeup.wait(), remaining)
                     except TimeoutError:
                         break
+            self._drop_stale()
+            if not self.queue:
+                continue
             batch = [p for p in self._take_batch() if not p.future.cancelled()]
             if not batch:
                 continue
@@ -135,7 +177,11 @@ class DirectRunner:
         self.run, self.executor = run, executor
         self.observe = observe or (lambda size, waits: None)
 
-    async def submit(self, inputs: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    async def submit(
+        self, inputs: dict[str, np.ndarray], size: int, deadline: float | None = None
+    ) -> dict[str, np.ndarray]:
+        if deadline is not None and time.perf_counter() >= deadline:
+            raise DeadlineExceeded("The request's deadline passed before the model could run it.")
         outputs = await asyncio.get_running_loop().run_in_executor(self.executor, self.run, inputs)
         self.observe(size, [0.0])
         return outputs

@@ -14,7 +14,7 @@ from serving.batching import DirectRunner, DynamicBatcher
 from serving.errors import NotFound
 from serving.metrics import ServerMetrics
 from serving.repository import ModelRepository, VersionStatus, read_model_config
-from serving.runtime import LoadedVersion, Signature
+from serving.runtime import LoadedVersion, Signature, release_memory
 from serving.settings import ServerSettings
 from serving.validation import validate_inputs
 
@@ -55,13 +55,18 @@ class DataPlane:
         self.poll_lock = asyncio.Lock()
 
     def _version_unloaded(self, servable: LoadedVersion) -> None:
-        """Closes the version's batchers once the requests they hold have finished."""
+        """Closes the version's batchers once the requests they hold have finished, then gives
+        its memory back."""
         servable.unloaded = True
-        for runner in servable.runners.values():
-            task = asyncio.get_running_loop().create_task(runner.close())
-            self.closing.add(task)  # the set keeps the task alive until it is done
-            task.add_done_callback(self.closing.discard)
-        servable.runners = {}
+        runners, servable.runners = list(servable.runners.values()), {}
+        task = asyncio.get_running_loop().create_task(self._retire(runners))
+        self.closing.add(task)  # the set keeps the task alive until it is done
+        task.add_done_callback(self.closing.discard)
+
+    async def _retire(self, runners: list) -> None:
+        for runner in runners:
+            await runner.close()
+        await asyncio.get_running_loop().run_in_executor(self.load_threads, release_memory)
 
     def _refresh_version_gauge(self) -> None:
         for name in self.repository.model_names():
@@ -96,7 +101,12 @@ class DataPlane:
             # A request that picked a version just before it was unloaded runs on its own.
             runner = DirectRunner(signature, self.model_threads, observe)
         else:
-            runner = DynamicBatcher(signature, config.batching, self.model_threads, observe)
+            runner = DynamicBatcher(
+                signature, config.batching, self.model_threads, observe,
+                on_dropped=lambda reason, model=servable.name: self.metrics.record_dropped(
+                    model, reason
+                ),
+            )  # fmt: skip
         if not servable.unloaded:
             servable.runners[signature.name] = runner
         return runner
@@ -140,29 +150,40 @@ class DataPlane:
         version: int | None = None,
         label: str | None = None,
         signature_name: str = DEFAULT_SIGNATURE,
+        deadline: float | None = None,
     ) -> tuple[LoadedVersion, Signature, dict[str, np.ndarray]]:
-        """Validates ``inputs`` against the signature, runs them (batched), returns the outputs."""
+        """Validates ``inputs`` against the signature, runs them (batched), returns the outputs.
+
+        Args:
+            deadline: ``time.perf_counter()`` by which the client gives up; a request still
+                queued then is dropped unrun (DEADLINE_EXCEEDED). Defaults to None (none).
+        """
         servable = self.repository.get(name, version, label)
         signature = self.signature(servable, signature_name)
         size = validate_inputs(signature, inputs, self.settings.max_request_batch)
         runner = self._runner(servable, signature)
         chunk = self.repository.configs[servable.name].batching.max_batch_size
         if size <= chunk:
-            return servable, signature, await runner.submit(inputs, size)
+            return servable, signature, await runner.submit(inputs, size, deadline)
         # A request larger than a model call runs in chunks of max_batch_size, in order, so its
         # memory stays that of one batch; other requests interleave between the chunks.
         parts = []
         for start in range(0, size, chunk):
             piece = {k: v[start : start + chunk] for k, v in inputs.items()}
-            parts.append(await runner.submit(piece, min(chunk, size - start)))
+            parts.append(await runner.submit(piece, min(chunk, size - start), deadline))
         outputs = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
         return servable, signature, outputs
 
     async def classify(
-        self, name: str, inputs: dict[str, np.ndarray], *, version: int | None = None
+        self,
+        name: str,
+        inputs: dict[str, np.ndarray],
+        *,
+        version: int | None = None,
+        deadline: float | None = None,
     ) -> tuple[LoadedVersion, list[str], np.ndarray]:
         """Probabilities from ``serving_default`` with the model's class names."""
-        servable, _, outputs = await self.infer(name, inputs, version=version)
+        servable, _, outputs = await self.infer(name, inputs, version=version, deadline=deadline)
         probabilities = outputs["probabilities"]
         return (
             servable,

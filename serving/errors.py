@@ -37,9 +37,20 @@ class ResourceExhausted(ServingError):
     http = 413
 
 
+class DeadlineExceeded(ServingError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    http = 504
+
+
 class Unavailable(ServingError):
     code = grpc.StatusCode.UNAVAILABLE
     http = 503
+
+
+def deadline_of(context) -> float | None:
+    """The client's deadline as a ``time.perf_counter()`` value, or None without one."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.perf_counter() + remaining
 
 
 def model_name_of(request) -> str:

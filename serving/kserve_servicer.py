@@ -11,7 +11,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from core import __version__
 from serving.converters import NUMPY_TO_V2, infer_tensor_to_numpy, numpy_to_raw
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
-from serving.errors import InvalidArgument, grpc_errors
+from serving.errors import InvalidArgument, deadline_of, grpc_errors
 from serving.metrics import ServerMetrics
 
 PLATFORM = "tensorflow_savedmodel"
@@ -84,6 +84,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             inputs,
             version=_version(request.model_version),
             signature_name=signature_name,
+            deadline=deadline_of(context),
         )
         names = [o.name for o in request.outputs] or list(outputs)
         unknown = sorted(set(names) - set(outputs))

@@ -39,6 +39,14 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.dropped = Counter(
+            "zoo_requests_dropped",
+            "Requests answered without running the model: their deadline passed while they "
+            "queued (reason=deadline) or they queued longer than max_queue_seconds "
+            "(reason=queue_time).",
+            ["model", "reason"],
+            registry=self.registry,
+        )
         self.versions = Gauge(
             "zoo_model_versions_loaded",
             "Versions loaded and serving, by model.",
@@ -49,6 +57,9 @@ class ServerMetrics:
     def record_request(self, model: str, method: str, code: str, seconds: float) -> None:
         self.requests.labels(model, method, code).inc()
         self.latency.labels(model, method).observe(seconds)
+
+    def record_dropped(self, model: str, reason: str) -> None:
+        self.dropped.labels(model, reason).inc()
 
     def record_batch(self, model: str, size: int, waits: list[float]) -> None:
         self.batch_size.labels(model).observe(size)

@@ -1,5 +1,8 @@
 """One loaded model version: its SavedModel's signatures, how to call them, and warm-up."""
 
+import contextlib
+import ctypes
+import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,15 @@ class Signature:
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self.function(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in outputs.items()}
+
+
+def release_memory() -> None:
+    """Frees what an unloaded version left: its objects sit in reference cycles (TensorFlow's
+    restored functions refer to their owners) that only the cyclic collector frees, and glibc
+    keeps freed blocks in its arenas unless asked to return them to the system."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class LoadedVersion:

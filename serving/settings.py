@@ -44,6 +44,13 @@ class BatchingOptions(BaseModel):
     max_queue: int = Field(
         1024, ge=1, le=1_000_000, description="most requests waiting; beyond it UNAVAILABLE"
     )
+    max_queue_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="longest a request may wait for the model; beyond it UNAVAILABLE instead of "
+        "an answer that comes too late (0: no limit)",
+    )
 
 
 class ServerSettings(BaseSettings):

@@ -18,7 +18,7 @@ from core.images import ImageError, example_image
 from core.outputs import ranked
 from serving.converters import numpy_to_tensor_proto, tensor_proto_to_numpy
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
-from serving.errors import InvalidArgument, grpc_errors
+from serving.errors import InvalidArgument, deadline_of, grpc_errors
 from serving.metrics import ServerMetrics
 
 SIGNATURE_DEF_FIELD = "signature_def"
@@ -55,6 +55,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             version=_requested_version(spec),
             label=spec.version_label or None,
             signature_name=signature_name,
+            deadline=deadline_of(context),
         )
         names = list(request.output_filter) or list(outputs)
         unknown = sorted(set(names) - set(outputs))
@@ -85,7 +86,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise InvalidArgument(str(error)) from None
         images = np.stack(decoded) if decoded else np.zeros((0, *shape), input_spec.dtype)
         servable, names, probabilities = await self.dataplane.classify(
-            spec.name, {input_name: images.astype(input_spec.dtype)}, version=servable.version
+            spec.name,
+            {input_name: images.astype(input_spec.dtype)},
+            version=servable.version,
+            deadline=deadline_of(context),
         )
         response = classification_pb2.ClassificationResponse()
         _fill_model_spec(response.model_spec, servable, DEFAULT_SIGNATURE)

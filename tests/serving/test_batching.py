@@ -96,3 +96,42 @@ def test_max_wait_collects_a_fuller_batch():
 
     asyncio.run(scenario())
     assert sizes == [4]
+
+
+def test_expired_and_stale_requests_are_dropped_before_the_model_runs():
+    """While a slow call runs: one queued request's deadline passes, another queues longer than
+    max_queue_seconds, a third is fine. Only the third reaches the model."""
+    import time
+
+    from serving.errors import DeadlineExceeded
+
+    ran, dropped = [], []
+    gate = threading.Event()
+
+    def run(inputs):
+        gate.wait(5)
+        ran.append(inputs["x"][:, 0].tolist())
+        return {"y": inputs["x"]}
+
+    async def scenario():
+        options = BatchingOptions(max_batch_size=8, max_queue_seconds=0.2)
+        batcher = DynamicBatcher(run, options, ThreadPoolExecutor(1), on_dropped=dropped.append)
+        first = asyncio.create_task(batcher.submit({"x": np.array([[0]])}, 1))
+        await asyncio.sleep(0.05)  # the first call holds the model
+        expiring = asyncio.create_task(
+            batcher.submit({"x": np.array([[1]])}, 1, deadline=time.perf_counter() + 0.05)
+        )
+        stale = asyncio.create_task(batcher.submit({"x": np.array([[2]])}, 1))
+        await asyncio.sleep(0.3)  # the deadline passes, the stale request waits over 0.2 s
+        fresh = asyncio.create_task(batcher.submit({"x": np.array([[3]])}, 1))
+        await asyncio.sleep(0.01)
+        gate.set()
+        results = await asyncio.gather(first, expiring, stale, fresh, return_exceptions=True)
+        await batcher.close()
+        return results
+
+    first, expiring, stale, fresh = asyncio.run(scenario())
+    assert isinstance(expiring, DeadlineExceeded)
+    assert isinstance(stale, Unavailable) and "max_queue_seconds=0.2" in str(stale)
+    np.testing.assert_array_equal(fresh["y"], [[3]])
+    assert ran == [[0], [3]] and sorted(dropped) == ["deadline", "queue_time"]
