@@ -36,6 +36,7 @@ from training.export import build_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32, 64)
+CONNECTIONS = 4  # client connections per load level (fewer when concurrency is lower)
 
 
 def free_port() -> int:
@@ -84,28 +85,36 @@ async def _load(
 ) -> dict:
     requests = [predict_request("mnist", images[index : index + 1]) for index in range(64)]
     latencies, errors = [], 0
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    # Separate connections (a local subchannel pool each), as separate clients would have: a
+    # server with several workers gets them spread over its processes.
+    channels = [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(min(concurrency, CONNECTIONS))
+    ]
+    stubs = [prediction_service_pb2_grpc.PredictionServiceStub(c) for c in channels]
+    for stub in stubs:
         for request in requests[:8]:  # warm-up
             await stub.Predict(request, timeout=30)
-        deadline = time.perf_counter() + max_seconds
-        sent = 0
+    deadline = time.perf_counter() + max_seconds
+    sent = 0
 
-        async def worker():
-            nonlocal sent, errors
-            while sent < max_requests and time.perf_counter() < deadline:
-                request = requests[sent % len(requests)]
-                sent += 1
-                start = time.perf_counter()
-                try:
-                    await stub.Predict(request, timeout=30)
-                    latencies.append(time.perf_counter() - start)
-                except grpc.aio.AioRpcError:
-                    errors += 1
+    async def worker(stub):
+        nonlocal sent, errors
+        while sent < max_requests and time.perf_counter() < deadline:
+            request = requests[sent % len(requests)]
+            sent += 1
+            start = time.perf_counter()
+            try:
+                await stub.Predict(request, timeout=30)
+                latencies.append(time.perf_counter() - start)
+            except grpc.aio.AioRpcError:
+                errors += 1
 
-        start = time.perf_counter()
-        await asyncio.gather(*[worker() for _ in range(concurrency)])
-        elapsed = time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*[worker(stubs[i % len(stubs)]) for i in range(concurrency)])
+    elapsed = time.perf_counter() - start
+    for channel in channels:
+        await channel.close()
     ms = [1000 * x for x in latencies]
     return {
         "requests": len(latencies),
@@ -167,7 +176,12 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0) -> dict:
         port = free_port()
         common = [
             "-m",
-            "serving",
+            "zoo",
+            "serve",
+            "--workers",
+            "1",
+            "--rest-port",
+            "-1",
             "--model-repo",
             str(repo),
             "--host",
@@ -179,6 +193,10 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0) -> dict:
         ]
         servers["zoo (batching)"] = measure_server(
             "zoo (batching)", common, port, images, max_requests, max_seconds
+        )
+        two_workers = [*common[:3], "--workers", "2", *common[5:]]
+        servers["zoo (2 workers)"] = measure_server(
+            "zoo (2 workers)", two_workers, port, images, max_requests, max_seconds
         )
         servers["zoo (no batching)"] = measure_server(
             "zoo (no batching)", [*common, "--no-batching"], port, images, max_requests, max_seconds

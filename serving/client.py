@@ -55,6 +55,8 @@ class PredictionClient:
         client_certificate: ``(key PEM, certificate PEM)`` for mutual TLS.
         token: bearer token, sent as ``authorization`` metadata.
         timeout: seconds per call.
+        own_connection: open a connection of its own even if another client in this process
+            talks to the same server (gRPC shares them by default), as a separate client would.
     """
 
     def __init__(
@@ -66,10 +68,12 @@ class PredictionClient:
         token: str = "",
         timeout: float = 30.0,
         server_name: str = "",
+        own_connection: bool = False,
     ):
         options = [
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 256 * 1024 * 1024),
+            ("grpc.use_local_subchannel_pool", int(own_connection)),
         ]
         if root_certificates is not None:
             key, cert = client_certificate or (None, None)

@@ -1,7 +1,13 @@
 """Prometheus metrics of the server, in a registry of its own (several servers may share a
-process in tests), exposed over HTTP on the metrics port."""
+process in tests), exposed over HTTP on the metrics port.
+
+With several worker processes (``serving.workers``), prometheus-client's multiprocess mode keeps
+each worker's values in files under ``PROMETHEUS_MULTIPROC_DIR`` and the supervisor serves their
+sum: one server, as the client sees it.
+"""
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -49,9 +55,10 @@ class ServerMetrics:
         )
         self.versions = Gauge(
             "zoo_model_versions_loaded",
-            "Versions loaded and serving, by model.",
+            "Versions loaded and serving, by model (the most any worker holds).",
             ["model"],
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
 
     def record_request(self, model: str, method: str, code: str, seconds: float) -> None:
@@ -70,3 +77,12 @@ class ServerMetrics:
         """Starts the /metrics HTTP server; returns ``(server, bound_port)``."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return server, server.server_port
+
+
+def serve_workers_metrics(host: str, port: int, folder: str):
+    """The /metrics HTTP server of a supervisor: the sum of its workers' values in ``folder``
+    (``PROMETHEUS_MULTIPROC_DIR``); returns ``(server, bound_port)``."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=folder)
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server, server.server_port

@@ -56,7 +56,9 @@ def _rest_ssl_context(settings: ServerSettings) -> ssl.SSLContext | None:
     return context
 
 
-async def _start_rest(settings: ServerSettings, dataplane: DataPlane, metrics: ServerMetrics):
+async def _start_rest(
+    settings: ServerSettings, dataplane: DataPlane, metrics: ServerMetrics, reuse_port: bool
+):
     """Starts the REST front end on ``settings.rest_port``; returns ``(runner, bound port)``."""
     if settings.rest_port < 0:
         return None, -1
@@ -64,7 +66,11 @@ async def _start_rest(settings: ServerSettings, dataplane: DataPlane, metrics: S
     runner = web.AppRunner(api.app, access_log=None, shutdown_timeout=settings.grace_seconds)
     await runner.setup()
     site = web.TCPSite(
-        runner, settings.host, settings.rest_port, ssl_context=_rest_ssl_context(settings)
+        runner,
+        settings.host,
+        settings.rest_port,
+        ssl_context=_rest_ssl_context(settings),
+        reuse_port=reuse_port or None,
     )
     try:
         await site.start()
@@ -96,8 +102,19 @@ async def _poll_forever(dataplane: DataPlane, seconds: float) -> None:
             log.exception("Polling the model repository failed")
 
 
-async def serve(settings: ServerSettings, on_started=None, stop: asyncio.Event | None = None):
-    """Runs the server until ``stop`` is set (or SIGTERM/SIGINT in the main thread)."""
+async def serve(
+    settings: ServerSettings,
+    on_started=None,
+    stop: asyncio.Event | None = None,
+    *,
+    worker: bool = False,
+):
+    """Runs the server until ``stop`` is set (or SIGTERM/SIGINT in the main thread).
+
+    Args:
+        worker: one of several processes sharing the ports (``serving.workers``): the ports are
+            bound with SO_REUSEPORT, and the supervisor serves the metrics of all.
+    """
     metrics = ServerMetrics()
     health_servicer = health.aio.HealthServicer()
 
@@ -125,7 +142,7 @@ async def serve(settings: ServerSettings, on_started=None, stop: asyncio.Event |
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(worker)),
         ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
@@ -162,7 +179,7 @@ async def serve(settings: ServerSettings, on_started=None, stop: asyncio.Event |
             f"Cannot listen on {address}: the port is in use or the address is not on this machine."
         ) from None
     metrics_server, metrics_port = (None, -1)
-    if settings.metrics_port >= 0:
+    if settings.metrics_port >= 0 and not worker:
         try:
             metrics_server, metrics_port = metrics.serve_http(
                 settings.metrics_host, settings.metrics_port
@@ -175,7 +192,7 @@ async def serve(settings: ServerSettings, on_started=None, stop: asyncio.Event |
             ) from None
 
     await server.start()
-    rest_runner, rest_port = await _start_rest(settings, dataplane, metrics)
+    rest_runner, rest_port = await _start_rest(settings, dataplane, metrics, reuse_port=worker)
     await set_health("", dataplane.ready())
     poller = asyncio.get_running_loop().create_task(_poll_forever(dataplane, settings.poll_seconds))
     stop = stop or asyncio.Event()

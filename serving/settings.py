@@ -8,6 +8,7 @@ of bounds into one ConfigError line naming the key, the value and what is allowe
 need the file system (TLS files, the repository) run there too, before any port opens.
 """
 
+import os
 import ssl
 from pathlib import Path
 
@@ -112,9 +113,25 @@ class ServerSettings(BaseSettings):
         description="bearer token every RPC but overall health needs (ZOO_AUTH_TOKEN only: a "
         "secret on the command line shows in ps)",
     )
+    workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="processes serving the same ports (SO_REUSEPORT), each with its own loaded "
+        "models, batchers and event loop; 0: one per core this process may use",
+    )
     grace_seconds: float = Field(
         10.0, ge=0, le=3600, description="on SIGTERM, how long in-flight requests get to finish"
     )
+
+    @model_validator(mode="after")
+    def _workers_need_fixed_ports(self):
+        if self.worker_count > 1 and (self.port == 0 or self.rest_port == 0):
+            raise ValueError(
+                "several workers share fixed ports: give --port and --rest-port (not 0), or "
+                "--workers 1"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_fits_together(self):
@@ -130,6 +147,11 @@ class ServerSettings(BaseSettings):
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert)
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, with 0 resolved to the cores this process may run on."""
+        return self.workers or len(os.sched_getaffinity(0))
 
 
 def check_files(settings: ServerSettings) -> None:

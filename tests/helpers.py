@@ -56,7 +56,8 @@ def loopback_settings(repo, **overrides):
     """ServerSettings for a test server on a free loopback port, polling fast, no metrics port."""
     from serving.settings import ServerSettings
 
-    values = {"model_repo": str(repo), "host": "127.0.0.1", "port": 0, "rest_port": 0, "metrics_port": -1,
+    values = {"model_repo": str(repo), "host": "127.0.0.1", "port": 0, "rest_port": 0, "workers": 1,
+              "metrics_port": -1,
               "poll_seconds": 0.1, "auth_token": ""}  # fmt: skip
     return ServerSettings(**{**values, **overrides})
 

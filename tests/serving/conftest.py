@@ -59,6 +59,7 @@ def server(tmp_path_factory, exported_version):
         port=0,
         metrics_port=0,
         rest_port=0,
+        workers=1,
         poll_seconds=0.2,
         max_request_batch=64,
         auth_token="",

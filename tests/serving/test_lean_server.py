@@ -15,7 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from zoo import cli
 
 repo, port = sys.argv[1], sys.argv[2]
-argv = ["serve", "--model-repo", repo, "--host", "127.0.0.1", "--port", port, "--metrics-port", "-1"]
+argv = ["serve", "--model-repo", repo, "--host", "127.0.0.1", "--port", port, "--metrics-port", "-1",
+        "--rest-port", "-1", "--workers", "1"]
 threading.Thread(target=cli.main, args=(argv,), daemon=True).start()
 stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
 deadline, serving = time.monotonic() + 120, False

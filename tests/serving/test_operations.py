@@ -221,7 +221,8 @@ def test_zoo_predict_prints_top_classes(server, tmp_path, capsys, test_images):
     assert code == 2 and "NOT_FOUND" in capsys.readouterr().err
 
 
-def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images, workers):
     port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
@@ -240,6 +241,10 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images)
             "-1",
             "--grace-seconds",
             "20",
+            "--rest-port",
+            str(free_port()),
+            "--workers",
+            workers,
         ],
         cwd=ROOT,
         env=env,

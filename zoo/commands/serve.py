@@ -8,6 +8,7 @@ EXAMPLES = """
   zoo serve --model-repo model_repo/                      # every model, newest version, port 8500
   zoo serve --model-repo model_repo/ --port 9000 --metrics-port 9090
   zoo serve --model-config models.yaml                    # policies, labels, batching per model
+  zoo serve --workers 4                                   # 4 processes sharing the ports
   zoo serve --no-batching                                 # one model call per request
   zoo serve --tls-cert server.pem --tls-key server.key --tls-client-ca ca.pem   # mutual TLS
   ZOO_AUTH_TOKEN=secret zoo serve                         # require 'authorization: Bearer secret'
@@ -66,8 +67,13 @@ def run(args) -> int:
     import logging
 
     skip_tensorflows_keras_import()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = settings_from_args(args)
+    if settings.worker_count > 1:
+        from serving.workers import run_workers
+
+        return run_workers(settings)
     from serving.server import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(serve(settings_from_args(args)))
+    asyncio.run(serve(settings))
     return 0

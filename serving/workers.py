@@ -1,0 +1,87 @@
+"""Several server processes on the same ports: ``zoo serve --workers N``.
+
+One Python process runs one event loop, which caps the gRPC and REST work it can do at about one
+core. The supervisor here starts N worker processes that each run the whole server (``serve``)
+with SO_REUSEPORT on the gRPC and REST ports, so the kernel spreads incoming connections over
+them; each worker loads the models, polls the repository and batches on its own, and TensorFlow's
+threads are divided between them. The client sees one server:
+
+- metrics: the workers write prometheus-client's multiprocess files and the supervisor serves
+  their sum on the metrics port;
+- hot reload: every worker polls the repository and switches versions by itself;
+- SIGTERM/SIGINT: forwarded to every worker, which drains its in-flight requests; the supervisor
+  exits 0 when all of them did.
+"""
+
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+
+from serving.settings import ServerSettings
+
+log = logging.getLogger("zoo.serving")
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _worker(settings: ServerSettings, threads: int) -> None:
+    """One worker process: TensorFlow limited to its share of the cores, then the server."""
+    import asyncio
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    from serving.server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(serve(settings, worker=True))
+
+
+def run_workers(settings: ServerSettings) -> int:
+    """Runs ``settings.worker_count`` workers until SIGTERM/SIGINT; returns the exit code."""
+    from prometheus_client import multiprocess
+
+    from serving.metrics import serve_workers_metrics
+
+    count = settings.worker_count
+    threads = max(1, len(os.sched_getaffinity(0)) // count)
+    metrics_dir = tempfile.mkdtemp(prefix="zoo-metrics-")
+    os.environ[METRICS_DIR_VARIABLE] = metrics_dir  # inherited by the workers, read at import
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked TF state
+    workers = [
+        context.Process(target=_worker, args=(settings, threads), name=f"zoo-worker-{i}")
+        for i in range(count)
+    ]
+    metrics_server = None
+    try:
+        for process in workers:
+            process.start()
+        if settings.metrics_port >= 0:
+            metrics_server, _ = serve_workers_metrics(
+                settings.metrics_host, settings.metrics_port, metrics_dir
+            )
+
+        def forward(signum, _frame):
+            for process in workers:
+                if process.is_alive():
+                    os.kill(process.pid, signum)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, forward)
+        log.info("Started %d workers (%d TensorFlow threads each)", count, threads)
+        for process in workers:
+            process.join()
+            multiprocess.mark_process_dead(process.pid, metrics_dir)
+        codes = [process.exitcode for process in workers]
+        log.info("Workers exited with %s", codes)
+        return 0 if all(code == 0 for code in codes) else 1
+    finally:
+        for process in workers:
+            if process.is_alive():
+                process.terminate()
+        if metrics_server:
+            metrics_server.shutdown()
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,76 @@
+"""``zoo serve --workers 2``: two processes on the same ports look like one server: both answer,
+the metrics add up, and a new version reaches both."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import numpy as np
+from helpers import free_port
+
+from serving.client import PredictionClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fresh_client(port: int) -> PredictionClient:
+    """A client on its own connection, as a separate client process would have."""
+    return PredictionClient(f"127.0.0.1:{port}", timeout=30, own_connection=True)
+
+
+def counted_predictions(metrics_port: int) -> float:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.decode().splitlines()
+        if line.startswith("zoo_requests_total{") and 'method="Predict"' in line
+        and 'code="OK"' in line
+    )  # fmt: skip
+
+
+def test_two_workers_share_ports_metrics_and_reloads(make_repo, exported_version, test_images):
+    repo = make_repo()
+    port, rest_port, metrics_port = free_port(), free_port(), free_port()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zoo", "serve", "--workers", "2", "--model-repo", str(repo),
+         "--host", "127.0.0.1", "--port", str(port), "--rest-port", str(rest_port),
+         "--metrics-port", str(metrics_port), "--poll-seconds", "0.2", "--grace-seconds", "5"],
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    images = test_images[0][:2]
+    try:
+        deadline = time.monotonic() + 120
+        answered = 0
+        while answered < 24:  # 24 separate connections, spread by the kernel over the workers
+            assert time.monotonic() < deadline and process.poll() is None, "workers never came up"
+            try:
+                assert fresh_client(port).predict("mnist", images)["classes"].shape == (2,)
+                answered += 1
+            except grpc.RpcError:
+                time.sleep(0.2)
+        assert counted_predictions(metrics_port) >= 24, "the metrics add the workers up"
+
+        shutil.copytree(exported_version, repo / "mnist" / "2")
+        deadline, on_version_2 = time.monotonic() + 120, 0
+        while on_version_2 < 16:  # every worker must have loaded it for 16 in a row to pass
+            assert time.monotonic() < deadline, "a worker never loaded version 2"
+            try:
+                fresh_client(port).predict("mnist", images, version=2)
+                on_version_2 += 1
+            except grpc.RpcError:
+                on_version_2 = 0
+                time.sleep(0.2)
+        np.testing.assert_equal(fresh_client(port).predict("mnist", images)["classes"].shape, (2,))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+        log = process.stderr.read()
+    assert code == 0, log[-2000:]
+    assert "Started 2 workers" in log
