@@ -1,6 +1,7 @@
 """Renders the README's benchmark section from ``bench/results/*.json`` and writes it between the
 ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers, so the table always matches the
-committed results.
+committed results: one part per CPU kind the benchmarks ran on (``NAME-KIND.json``; the files
+without a kind in their name were measured on an Intel Xeon with AMX, before results had kinds).
 
     python -m bench.readme_table
 """
@@ -25,7 +26,7 @@ def _met(ok: bool) -> str:
 def training_section(train: dict, pipeline: dict) -> list[str]:
     mnist, fashion = train["mnist"], train["fashion_mnist"]
     lines = [
-        "**Training** (`bench/results/train.json`, `train.png`; seconds of training, evaluation "
+        "**Training** (`bench/results/train*.json`, `train*.png`; seconds of training, evaluation "
         "excluded):",
         "",
         "| MNIST run | to 99.0 % | to 99.2 % | to 99.4 % | final | seconds | examples/s |",
@@ -70,7 +71,7 @@ def training_section(train: dict, pipeline: dict) -> list[str]:
 
 def serving_section(serve: dict) -> list[str]:
     lines = [
-        "**Serving** (`bench/results/serve.json`, `serve.png`; single-image MNIST `Predict` requests "
+        "**Serving** (`bench/results/serve*.json`, `serve*.png`; single-image MNIST `Predict` requests "
         "from an asyncio gRPC client on loopback, sharing the 2 cores with the server):",
         "",
         "| server | c=1 QPS | c=8 QPS | c=32 QPS | c=32 p50 / p99 ms | c=64 QPS |",
@@ -110,21 +111,46 @@ def serving_section(serve: dict) -> list[str]:
     return lines
 
 
+LEGACY_KIND = "intel-amx"
+
+
+def results_by_kind() -> dict[str, dict[str, dict]]:
+    """``{kind: {benchmark name: result}}`` of every results file."""
+    found: dict[str, dict[str, dict]] = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        name, _, kind = path.stem.partition("-")
+        found.setdefault(kind or LEGACY_KIND, {})[name] = json.loads(path.read_text())
+    return found
+
+
+def serve_start_line(result: dict) -> str:
+    this, before = result["this"], result["against"]
+    return (
+        f"**Server start** (`serve_start`): {this['median_seconds_to_serving']:.2f} s from process "
+        f"start to SERVING and {this['median_rss_mb']:.0f} MB resident, against "
+        f"{before['median_seconds_to_serving']:.2f} s and {before['median_rss_mb']:.0f} MB for the "
+        "server that still loaded Keras and the training code (median of alternating runs)."
+    )
+
+
 def render() -> str:
-    train = json.loads((RESULTS / "train.json").read_text())
-    serve = json.loads((RESULTS / "serve.json").read_text())
-    pipeline = json.loads((RESULTS / "pipeline.json").read_text())
-    machine = train["machine"]
-    lines = [
-        f"Measured {machine['date'][:10]} on this {machine['cores']}-core machine ({machine['cpu']}, "
-        f"TensorFlow {machine['tensorflow']}, no GPU), each target a ratio against the reference "
-        "measured in the same run.",
-        "",
-        *training_section(train, pipeline),
-        "",
-        *serving_section(serve),
-    ]
-    return "\n".join(lines)
+    lines = []
+    for kind, results in sorted(results_by_kind().items(), key=lambda item: item[0] != LEGACY_KIND):
+        machine = next(iter(results.values()))["machine"]
+        lines += [
+            f"### {kind}: {machine['cpu']}, {machine['cores']} cores",
+            "",
+            f"Measured {machine['date'][:10]}, TensorFlow {machine['tensorflow']}, no GPU; each "
+            "target a ratio against the reference measured in the same run.",
+            "",
+        ]
+        if "train" in results and "pipeline" in results:
+            lines += [*training_section(results["train"], results["pipeline"]), ""]
+        if "serve" in results:
+            lines += [*serving_section(results["serve"]), ""]
+        if "serve_start" in results:
+            lines += [serve_start_line(results["serve_start"]), ""]
+    return "\n".join(lines).rstrip()
 
 
 def main() -> None:

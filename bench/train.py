@@ -28,6 +28,8 @@ def zoo_run(config_name: str, seed: int, runs_root: str, **overrides) -> dict:
             "runs_root": runs_root,
             "histogram_freq": 0,
             "sample_images": 0,
+            # Keras then validates on the test split each epoch: the accuracy-over-time points.
+            "validation_split": 0.0,
             **overrides,
         },
     )

@@ -1,8 +1,9 @@
 """The CIFAR ResNet v1 of He et al. (2016), section 4.2: 6n+2 layers in three stages of widths
 16, 32, 64. ``resnet20`` (n=3) has about 0.27 M parameters.
 
-Where a stage halves the resolution the shortcut is a strided 1x1 conv with batch norm (option B),
-so every layer is a stock Keras layer and a saved model loads without custom code.
+Where a stage halves the resolution the shortcut is a strided 1x1 conv with batch norm (option B).
+Batch norm is the zoo's ``FusedBatchNorm`` (``models.layers``), registered with Keras: a saved
+model loads once ``models`` is imported.
 """
 
 import keras
