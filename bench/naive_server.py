@@ -14,6 +14,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+import models  # noqa: F401  (registers the zoo's classes, which the saved model uses)
+
 
 class NaivePredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, model: keras.Model):
