@@ -45,6 +45,14 @@ def _version(text: str | None) -> int | None:
     return int(text)
 
 
+def _route_name(request: web.Request) -> str:
+    """``REST:tf_predict``, ``REST:v2_infer``...: the route, never a client-chosen path (which
+    would let clients grow the metrics' labels)."""
+    handler = getattr(request.match_info.route, "handler", None)
+    name = getattr(handler, "__name__", "")
+    return "REST:" + (name if name.startswith(("tf_", "v2_")) else "unrouted")
+
+
 async def _json_body(request: web.Request) -> dict:
     try:
         body = await request.json()
@@ -114,8 +122,9 @@ class RestApi:
             return web.json_response({"error": f"internal error: {error}"}, status=500)
         finally:
             label = self.dataplane.metric_label(name) if name else ""
-            method = "REST:" + request.path.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
-            self.metrics.record_request(label, method, str(status), time.perf_counter() - start)
+            self.metrics.record_request(
+                label, _route_name(request), str(status), time.perf_counter() - start
+            )
 
     def _allowed(self, request: web.Request) -> bool:
         token = bearer_token([("authorization", request.headers.get("Authorization", ""))])

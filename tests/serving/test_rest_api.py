@@ -161,3 +161,12 @@ def test_token_and_tls_apply_to_rest(make_repo, tmp_path, test_images):
             urllib.request.urlopen(
                 f"http://127.0.0.1:{running.rest_port}/v2/health/live", timeout=5
             )
+
+
+def test_rest_metric_labels_are_routes_and_known_models(server, rest):
+    for path in ("/v1/models/probe-7", "/v1/models/probe-8:predict", "/no/such/path-9"):
+        call(rest, path, {"instances": [[0]]} if path.endswith("predict") else None)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics").read()
+    text = body.decode()
+    assert "probe-" not in text and "path-9" not in text
+    assert 'method="REST:tf_status"' in text and 'method="REST:unrouted"' in text
