@@ -11,38 +11,24 @@ import platform
 import time
 from pathlib import Path
 
+from core.cpu import cpu_flags, cpu_model
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
 
 
-def cpu_flags() -> list[str]:
+def speed_flags() -> list[str]:
     """The CPU's flags that decide training and inference speed."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return [flag for flag in SPEED_FLAGS if flag in flags]
-    except OSError:
-        pass
-    return []
+    flags = cpu_flags()
+    return [flag for flag in SPEED_FLAGS if flag in flags]
 
 
 def machine_kind() -> str:
     """A short label of the CPU kind: vendor and widest matrix/vector unit, e.g.
     ``intel-amx``, ``amd-avx512-bf16``, ``amd-avx2``."""
-    model, flags = cpu_model().lower(), set(cpu_flags())
+    model, flags = cpu_model().lower(), cpu_flags()
     vendor = "intel" if "intel" in model else "amd" if "amd" in model else "cpu"
     if "amx_tile" in flags:
         unit = "amx"
@@ -65,7 +51,7 @@ def machine_info() -> dict:
     return {
         "cpu": cpu_model(),
         "kind": machine_kind(),
-        "cpu_flags": cpu_flags(),
+        "cpu_flags": speed_flags(),
         "cores": os.cpu_count(),
         "gpus": gpus,
         "python": platform.python_version(),

@@ -267,7 +267,11 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
         print(f"Precision: {policy} ({reason})", flush=True)
     with runtime.dtype_policy(policy), strategy.scope():
         total_steps = data.steps_per_epoch * config.epochs
-        model = compiled_model(config, info, head, label_format, total_steps, data)
+
+        def build() -> keras.Model:
+            return compiled_model(config, info, head, label_format, total_steps, data)
+
+        model = build() if resume is None else None  # a resumed run's config was checked
         run, checkpoint, history = open_run(config, strategy, resume)
         initial_epoch = checkpoint[0] if checkpoint else 0
         if checkpoint:
@@ -275,6 +279,8 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
         elif resume is None:
             hparams = {**config.to_dict(), "model_options": str(config.model_options)}
             write_hparams(run.logs, hparams, run.path.name)
+        else:  # resumed before its first checkpoint
+            model = build()
         model.jit_compile = config.jit_compile
 
         # 4. Train: Keras fit, or the custom distributed step for multi-worker runs.

@@ -1,22 +1,13 @@
 """Process-wide settings of a run: seeds, deterministic ops and the mixed-precision policy."""
 
 import contextlib
-from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from core.cpu import cpu_flags
+
 POLICIES = {"off": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def resolve_precision(setting: str, measure=None) -> tuple[str, str]:
