@@ -115,6 +115,45 @@ def serving_section(serve: dict) -> list[str]:
     return lines
 
 
+def peer_section(serve: dict) -> list[str]:
+    """The zoo against the peer, side by side in the Open Inference Protocol."""
+    if not serve.get("peers"):
+        return [f"No peer in this run ({serve.get('peer_note') or 'measured before it existed'})."]
+    rounds = serve["limits"]["rounds"]
+    lines = [
+        f"**Against a peer**: {serve['peer_version']} through PyTriton, serving the same "
+        "SavedModel with its dynamic batcher (`bench/triton_peer.py`), the same client speaking "
+        f"the Open Inference Protocol (`ModelInfer`). Each pair ran at once, taking turns at "
+        f"every level in rotating order; medians of {rounds} rounds. CPU: the server's seconds "
+        "per 1,000 requests at c=64.",
+        "",
+        "| server | c=1 QPS | c=8 QPS | c=32 QPS (p99 ms) | c=64 QPS (p99 ms) | p99 64 / 32 | CPU |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for comparison in serve["peers"].values():
+        for name, levels in comparison["servers"].items():
+            lines.append(
+                f"| {name} | {levels['1']['qps']:,.0f} | {levels['8']['qps']:,.0f} | "
+                f"{levels['32']['qps']:,.0f} ({levels['32']['p99_ms']:.0f}) | "
+                f"{levels['64']['qps']:,.0f} ({levels['64']['p99_ms']:.0f}) | "
+                f"{levels['64']['p99_ms'] / levels['32']['p99_ms']:.2f} | "
+                f"{levels['64']['server_cpu_s_per_1000']:.2f} s |"
+            )
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    for comparison in serve["peers"].values():
+        targets = comparison["targets"]
+        ratios = " / ".join(f"{r:.2f}" for r in targets["qps_ratio_to_peer"].values())
+        lines += [
+            f"| {comparison['zoo']}: QPS ≥ {comparison['peer']}'s at c=1 / 8 / 32 / 64 | "
+            f"{ratios}× | {_met(targets['qps_at_or_above_peer_everywhere'])} |",
+            f"| {comparison['zoo']}: p99 at c=64 ≤ 1.5× p99 at c=32, no errors | "
+            f"{targets['p99_64_over_32']:.2f}× ({comparison['peer']}: "
+            f"{targets['peer_p99_64_over_32']:.2f}×), {targets['errors']} errors | "
+            f"{_met(targets['p99_64_over_32'] <= 1.5 and targets['errors'] == 0)} |",
+        ]
+    return lines
+
+
 LEGACY_KIND = "intel-amx"
 
 
@@ -152,6 +191,7 @@ def render() -> str:
             lines += [*training_section(results["train"], results.get("pipeline")), ""]
         if "serve" in results:
             lines += [*serving_section(results["serve"]), ""]
+            lines += [*peer_section(results["serve"]), ""]
         if "serve_start" in results:
             lines += [serve_start_line(results["serve_start"]), ""]
     return "\n".join(lines).rstrip()

@@ -1,53 +1,52 @@
-"""``zoo bench serve``: the prediction server under load, beside the bare model and a naive server,
-all in one run on this machine.
+"""``zoo bench serve``: the prediction server under load, beside a real peer, the bare model and a
+naive server, all in one run on this machine.
 
-For concurrency 1, 8, 32 and 64, an asyncio gRPC client on loopback sends single-image MNIST
-``Predict`` requests (bounded in count and time) and records QPS and p50/p90/p99 latency against:
+For concurrency 1, 8, 32 and 64, one closed-loop gRPC client (``bench/load.py``) sends
+single-image MNIST requests (bounded in count and time) and records QPS, p50/p90/p99 latency and
+the server's CPU seconds per 1,000 requests. Measured one after the other, in TensorFlow
+Serving's ``Predict``:
 
-- ``zoo serve`` with dynamic batching, and with ``--no-batching``;
+- ``zoo serve`` (one worker) with dynamic batching, and with ``--no-batching``;
 - the naive server (``bench/naive_server.py``): the same API calling ``model(x)`` per request;
-- the bare SavedModel signature in-process at the same batch sizes: the limit;
 - a no-op server answering a fixed response (``bench/noop_server.py``): what Python gRPC and this
-  load generator allow on the same 2 cores, whatever the model.
+  load generator allow on the same 2 cores, whatever the model;
+- and the bare SavedModel signature in-process at the same batch sizes: the limit.
 
-Targets (issue 6) at concurrency 32: >= 20x the naive server's QPS, p99 <= 30 ms, and the
-fraction of the bare model's batched throughput reported (aim >= 25 %).
+Then, side by side in the Open Inference Protocol (``ModelInfer``), against the peer users would
+pick instead, Triton Inference Server through PyTriton (``bench/triton_peer.py``, in
+``.venv-peer``): ``zoo serve`` with 1 worker against Triton with 1 model instance, and with 2
+workers against 2 instances. Both servers of a pair run at once and take turns at each level,
+in alternating order, for several rounds; the medians are reported, so that a slow phase of the
+machine falls on both.
+
+Targets at concurrency 32 (issue 6): >= 20x the naive server's QPS, p99 <= 30 ms, the fraction of
+the bare model's batched throughput reported (aim >= 25 %). Against the peer (issue 13): QPS at
+or above the peer's at every level, and p99 at 64 within 1.5x of p99 at 32.
 """
 
-import asyncio
-import os
-import socket
-import subprocess
-import sys
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 import models
-from bench.report import percentile, write_result
-from serving.client import predict_request
+from bench import servers as launch
+from bench.load import measure
+from bench.report import write_result
 from training import datasets
 from training.export import build_archive
 
-ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32, 64)
-CONNECTIONS = 4  # client connections per load level (fewer when concurrency is lower)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+METRICS = ("qps", "p50_ms", "p90_ms", "p99_ms", "server_cpu_s_per_1000")
 
 
 def prepare_model(folder: Path) -> tuple[Path, Path]:
     """The keras-io convnet (weights as initialised: speed does not depend on them), saved as
-    ``.keras`` for the naive server and exported as ``repo/mnist/1`` for ``zoo serve``."""
+    ``.keras`` for the naive server and exported as ``repo/mnist/1`` for ``zoo serve`` and the
+    peer."""
     model = models.create_model("mnist_cnn", head="softmax")
     keras_path = folder / "mnist_cnn.keras"
     model.save(keras_path)
@@ -80,90 +79,97 @@ def bare_model(
     return result
 
 
-async def _load(
-    target: str, images: np.ndarray, concurrency: int, max_requests: int, max_seconds: float
-) -> dict:
-    requests = [predict_request("mnist", images[index : index + 1]) for index in range(64)]
-    latencies, errors = [], 0
-    # Separate connections (a local subchannel pool each), as separate clients would have: a
-    # server with several workers gets them spread over its processes.
-    channels = [
-        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(min(concurrency, CONNECTIONS))
-    ]
-    stubs = [prediction_service_pb2_grpc.PredictionServiceStub(c) for c in channels]
-    for stub in stubs:
-        for request in requests[:8]:  # warm-up
-            await stub.Predict(request, timeout=30)
-    deadline = time.perf_counter() + max_seconds
-    sent = 0
-
-    async def worker(stub):
-        nonlocal sent, errors
-        while sent < max_requests and time.perf_counter() < deadline:
-            request = requests[sent % len(requests)]
-            sent += 1
-            start = time.perf_counter()
-            try:
-                await stub.Predict(request, timeout=30)
-                latencies.append(time.perf_counter() - start)
-            except grpc.aio.AioRpcError:
-                errors += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*[worker(stubs[i % len(stubs)]) for i in range(concurrency)])
-    elapsed = time.perf_counter() - start
-    for channel in channels:
-        await channel.close()
-    ms = [1000 * x for x in latencies]
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "qps": len(latencies) / elapsed,
-        "p50_ms": percentile(ms, 50),
-        "p90_ms": percentile(ms, 90),
-        "p99_ms": percentile(ms, 99),
-    }
-
-
-def start_server(argv: list[str], port: int) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, *argv],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def _print_level(name: str, concurrency: int, level: dict) -> None:
+    print(
+        f"{name:<24} c={concurrency:<3} {level['qps']:7.0f} QPS  p50 {level['p50_ms']:6.1f} ms"
+        f"  p99 {level['p99_ms']:6.1f}  cpu {level['server_cpu_s_per_1000']:5.2f} s/1k"
+        f"  errors {level['errors']}",
+        flush=True,
     )
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    grpc.channel_ready_future(channel).result(timeout=120)
-    channel.close()
-    return process
 
 
-def measure_server(
-    name: str, argv: list[str], port: int, images, max_requests, max_seconds
-) -> dict:
-    process = start_server(argv, port)
+def measure_alone(server: launch.Server, images, limits: dict) -> dict:
+    """Every concurrency level against ``server``, started for this and stopped after."""
+    server.start()
     try:
         levels = {}
         for concurrency in CONCURRENCY:
-            levels[str(concurrency)] = asyncio.run(
-                _load(f"127.0.0.1:{port}", images, concurrency, max_requests, max_seconds)
+            level = measure(
+                server.target,
+                server.protocol,
+                images,
+                concurrency,
+                server_pid=server.process.pid,
+                **limits,
             )
-            level = levels[str(concurrency)]
-            print(
-                f"{name:<22} c={concurrency:<3} {level['qps']:8.0f} QPS  p50 {level['p50_ms']:6.1f} ms"
-                f"  p90 {level['p90_ms']:6.1f}  p99 {level['p99_ms']:6.1f}  errors {level['errors']}"
-            )
+            _print_level(server.name, concurrency, level)
+            levels[str(concurrency)] = level
         return levels
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        server.stop()
 
 
-def run(*, max_requests: int = 3000, max_seconds: float = 10.0) -> dict:
+def measure_side_by_side(
+    pair: list[launch.Server], images, limits: dict, rounds: int
+) -> tuple[dict, dict]:
+    """The servers running at once, taking turns at each level (who goes first rotating between
+    levels and rounds). Returns, per server, the median over rounds of each metric per level (the
+    rounds kept), and each server's name and version."""
+    for server in pair:
+        server.start()
+    try:
+        versions = {server.name: server.version() for server in pair}
+        turns = {server.name: {str(c): [] for c in CONCURRENCY} for server in pair}
+        for round_index in range(rounds):
+            for level_index, concurrency in enumerate(CONCURRENCY):
+                shift = (round_index + level_index) % len(pair)
+                order = pair[shift:] + pair[:shift]
+                for server in order:
+                    level = measure(
+                        server.target,
+                        server.protocol,
+                        images,
+                        concurrency,
+                        server_pid=server.process.pid,
+                        **limits,
+                    )
+                    _print_level(server.name, concurrency, level)
+                    turns[server.name][str(concurrency)].append(level)
+    finally:
+        for server in pair:
+            server.stop()
+    medians = {
+        name: {c: _median_level(runs) for c, runs in levels.items()}
+        for name, levels in turns.items()
+    }
+    return medians, versions
+
+
+def _median_level(runs: list[dict]) -> dict:
+    median = {metric: statistics.median(run[metric] for run in runs) for metric in METRICS}
+    return {
+        **median,
+        "requests": sum(run["requests"] for run in runs),
+        "errors": sum(run["errors"] for run in runs),
+        "rounds": runs,
+    }
+
+
+def peer_targets(zoo: dict, peer: dict) -> dict:
+    """QPS against the peer at every level, and the tail past saturation (p99 at 64 / at 32)."""
+    return {
+        "qps_ratio_to_peer": {c: zoo[c]["qps"] / peer[c]["qps"] for c in zoo},
+        "qps_at_or_above_peer_everywhere": all(zoo[c]["qps"] >= peer[c]["qps"] for c in zoo),
+        "p99_64_over_32": zoo["64"]["p99_ms"] / zoo["32"]["p99_ms"],
+        "peer_p99_64_over_32": peer["64"]["p99_ms"] / peer["32"]["p99_ms"],
+        "p99_64_over_32_target": 1.5,
+        "errors": sum(zoo[c]["errors"] for c in zoo),
+    }
+
+
+def run(*, max_requests: int = 3000, max_seconds: float = 10.0, rounds: int = 3) -> dict:
     images, _ = datasets.load_arrays("mnist", "test", limit=64)
+    limits = {"max_requests": max_requests, "max_seconds": max_seconds}
     with tempfile.TemporaryDirectory() as tmp:
         keras_path, repo = prepare_model(Path(tmp))
         bare = bare_model(repo, images)
@@ -172,43 +178,47 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0) -> dict:
                 f"bare model batch {batch:<3} {numbers['images_per_second']:8.0f} images/s  "
                 f"{numbers['call_ms']:.2f} ms/call"
             )
-        servers = {}
-        port = free_port()
-        common = [
-            "-m",
-            "zoo",
-            "serve",
-            "--workers",
-            "1",
-            "--rest-port",
-            "-1",
-            "--model-repo",
-            str(repo),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--metrics-port",
-            "-1",
+        alone = [
+            launch.zoo_server("zoo (batching)", repo, protocol="tfserving", workers=1),
+            launch.zoo_server(
+                "zoo (no batching)", repo, protocol="tfserving", workers=1, extra=["--no-batching"]
+            ),
+            launch.naive_server(keras_path),
+            launch.noop_server(),
         ]
-        servers["zoo (batching)"] = measure_server(
-            "zoo (batching)", common, port, images, max_requests, max_seconds
-        )
-        two_workers = [*common[:3], "--workers", "2", *common[5:]]
-        servers["zoo (2 workers)"] = measure_server(
-            "zoo (2 workers)", two_workers, port, images, max_requests, max_seconds
-        )
-        servers["zoo (no batching)"] = measure_server(
-            "zoo (no batching)", [*common, "--no-batching"], port, images, max_requests, max_seconds
-        )
-        naive = ["-m", "bench.naive_server", "--model", str(keras_path), "--port", str(port)]
-        servers["naive"] = measure_server("naive", naive, port, images, max_requests, max_seconds)
-        noop = ["-m", "bench.noop_server", "--port", str(port)]
-        servers["gRPC ceiling (no-op)"] = measure_server(
-            "gRPC ceiling (no-op)", noop, port, images, max_requests, max_seconds
-        )
+        servers = {server.name: measure_alone(server, images, limits) for server in alone}
+        peers, peer_note, peer_version = {}, None, None
+        if launch.peer_available():
+            for workers in (1, 2):
+                pair = [
+                    launch.zoo_server(
+                        f"zoo v2 ({workers} worker{'s' * (workers > 1)})",
+                        repo,
+                        protocol="v2",
+                        workers=workers,
+                    ),
+                    launch.triton_peer(
+                        f"Triton ({workers} instance{'s' * (workers > 1)})",
+                        repo / "mnist" / "1",
+                        instances=workers,
+                    ),
+                ]
+                measured, versions = measure_side_by_side(pair, images, limits, rounds)
+                zoo, peer = (measured[server.name] for server in pair)
+                peer_version = versions[pair[1].name]
+                peers[str(workers)] = {
+                    "zoo": pair[0].name,
+                    "peer": pair[1].name,
+                    "versions": versions,
+                    "servers": measured,
+                    "targets": peer_targets(zoo, peer),
+                }
+        else:
+            peer_note = "no peer: run scripts/setup-peer.sh to make .venv-peer"
+            print(peer_note)
 
     zoo32, naive32 = servers["zoo (batching)"]["32"], servers["naive"]["32"]
+    ceiling = servers["gRPC ceiling (no-op)"]
     targets = {
         "qps_ratio_to_naive_at_32": zoo32["qps"] / naive32["qps"],
         "qps_ratio_target": 20.0,
@@ -218,20 +228,24 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0) -> dict:
         "fraction_target": 0.25,
         "per_request_overhead_ms_at_1": servers["zoo (batching)"]["1"]["p50_ms"]
         - bare["1"]["call_ms"],
-        "fraction_of_grpc_ceiling_at_32": zoo32["qps"]
-        / servers["gRPC ceiling (no-op)"]["32"]["qps"],
-        "grpc_ceiling_fraction_of_bare_at_32": servers["gRPC ceiling (no-op)"]["32"]["qps"]
+        "fraction_of_grpc_ceiling_at_32": zoo32["qps"] / ceiling["32"]["qps"],
+        "grpc_ceiling_fraction_of_bare_at_32": ceiling["32"]["qps"]
         / bare["32"]["images_per_second"],
     }
     result = {
         "bare_model": bare,
         "servers": servers,
         "targets": targets,
-        "limits": {"max_requests": max_requests, "max_seconds": max_seconds},
+        "peers": peers,
+        "peer_note": peer_note,
+        "peer_version": peer_version,
+        "limits": {**limits, "rounds": rounds},
     }
     path = write_result("serve", result)
     plot(result, path.with_suffix(".png"))
     print("targets: " + ", ".join(f"{k}={v:.3g}" for k, v in targets.items()))
+    for workers, comparison in peers.items():
+        print(f"against the peer, {workers} worker(s): {comparison['targets']}")
     print(f"written to {path} and {path.with_suffix('.png')}")
     return result
 
@@ -240,11 +254,13 @@ def plot(result: dict, path: Path) -> None:
     """p50 and p99 latency against throughput, per server, one point per concurrency."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 4.5))
+    figure = Figure(figsize=(8, 5.5))
     ax = figure.subplots()
-    for (name, levels), color in zip(
-        result["servers"].items(), ("C0", "C1", "C3", "C7"), strict=False
-    ):
+    curves = dict(result["servers"])
+    for comparison in result["peers"].values():
+        curves.update(comparison["servers"])
+    for index, (name, levels) in enumerate(curves.items()):
+        color = f"C{index}"
         qps = [levels[c]["qps"] for c in levels]
         ax.plot(qps, [levels[c]["p50_ms"] for c in levels], "o-", color=color, label=f"{name} p50")
         ax.plot(qps, [levels[c]["p99_ms"] for c in levels], "x--", color=color, label=f"{name} p99")

@@ -1,9 +1,16 @@
 """Dynamic batching: concurrent requests for one signature merged into one model call.
 
 Requests queue on the event loop, first in first out; one worker takes as many queued requests as
-fit in ``max_batch_size`` examples (waiting up to ``max_wait_us`` for more once the model is
-free), concatenates them along the batch axis, runs the model in a thread, and splits the outputs
-back. Requests whose non-batch shapes differ from the head of the queue wait for the next call.
+fit in ``max_batch_size`` examples, concatenates them along the batch axis, runs the model in a
+thread, and splits the outputs back. Requests whose non-batch shapes differ from the head of the
+queue wait for the next call.
+
+How long a batch waits for more requests adapts to the traffic: the batch after a call of N
+examples waits, up to ``max_wait_us`` after its first request came, until N examples are queued.
+A lone client's request (the previous call had one example) runs at once; under concurrent load,
+where answers go out together and the next requests come back spread over a millisecond or two,
+the batch waits for them instead of running the first few alone: fewer, fuller model calls, and
+less CPU per request.
 
 Under overload the queue is bounded twice: by length (``max_queue``, UNAVAILABLE at once) and by
 time (``max_queue_seconds``: a request that waited longer is answered UNAVAILABLE instead of
@@ -59,6 +66,7 @@ class DynamicBatcher:
         self.observe = observe or (lambda size, waits: None)
         self.on_dropped = on_dropped or (lambda reason: None)
         self.queue: deque[_Pending] = deque()
+        self.expected = 1  # examples in the previous model call: what the next batch waits for
         self.wakeup = asyncio.Event()
         self.closing = False
         self.worker = asyncio.get_running_loop().create_task(self._work())
@@ -111,8 +119,10 @@ class DynamicBatcher:
             total += pending.size
         return batch
 
-    def _batch_is_full(self) -> bool:
-        return sum(p.size for p in self.queue) >= self.options.max_batch_size
+    def _batch_is_ready(self) -> bool:
+        """Whether as many examples are queued as the previous model call had (or a full batch)."""
+        target = min(self.expected, self.options.max_batch_size)
+        return sum(p.size for p in self.queue) >= target
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -123,10 +133,10 @@ class DynamicBatcher:
                 self.wakeup.clear()
                 await self.wakeup.wait()
                 continue
-            if self.options.max_wait_us and not self._batch_is_full():
+            if self.options.max_wait_us and not self._batch_is_ready():
                 deadline = self.queue[0].enqueued + self.options.max_wait_us / 1e6
                 while (
-                    not self._batch_is_full() and (remaining := deadline - time.perf_counter()) > 0
+                    not self._batch_is_ready() and (remaining := deadline - time.perf_counter()) > 0
                 ):
                     self.wakeup.clear()
                     try:
@@ -140,6 +150,7 @@ class DynamicBatcher:
             if not batch:
                 continue
             started = time.perf_counter()
+            self.expected = sum(p.size for p in batch)
             try:
                 merged = (
                     batch[0].inputs

@@ -35,12 +35,12 @@ class BatchingOptions(BaseModel):
         description="most examples in one model call; larger requests run in chunks of this size",
     )
     max_wait_us: int = Field(
-        0,
+        2000,
         ge=0,
         le=1_000_000,
-        description="how long a batch may wait for more requests once the model is free; 0 is "
-        "greedy batching: a lone request runs at once, and under load the requests that queued "
-        "during the previous call run together",
+        description="longest a batch waits for as many examples as the previous model call had "
+        "(a lone client's request never waits); 0 is greedy batching: whatever queued while the "
+        "model was busy runs at once",
     )
     max_queue: int = Field(
         1024, ge=1, le=1_000_000, description="most requests waiting; beyond it UNAVAILABLE"

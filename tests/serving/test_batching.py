@@ -76,26 +76,102 @@ def test_full_queue_is_unavailable():
     asyncio.run(scenario())
 
 
-def test_max_wait_collects_a_fuller_batch():
-    sizes = []
-
+def _recording_batcher(sizes: list, gate: threading.Event, **options) -> DynamicBatcher:
     def run(inputs):
+        gate.wait(5)
         sizes.append(len(inputs["x"]))
         return inputs
 
+    return DynamicBatcher(run, BatchingOptions(**options), ThreadPoolExecutor(1))
+
+
+def _submit(batcher: DynamicBatcher):
+    return asyncio.create_task(batcher.submit({"x": np.zeros((1, 1))}, 1))
+
+
+def test_a_lone_request_never_waits_for_company():
+    import time
+
+    sizes, gate = [], threading.Event()
+    gate.set()
+
     async def scenario():
-        batcher = DynamicBatcher(
-            run, BatchingOptions(max_batch_size=4, max_wait_us=200_000), ThreadPoolExecutor(1)
-        )
-        tasks = []
-        for _ in range(4):
-            tasks.append(asyncio.create_task(batcher.submit({"x": np.zeros((1, 1))}, 1)))
-            await asyncio.sleep(0.01)
-        await asyncio.gather(*tasks)
+        batcher = _recording_batcher(sizes, gate, max_batch_size=8, max_wait_us=500_000)
+        for _ in range(3):  # one client, one request at a time
+            started = time.perf_counter()
+            await _submit(batcher)
+            assert time.perf_counter() - started < 0.2
         await batcher.close()
 
     asyncio.run(scenario())
-    assert sizes == [4]
+    assert sizes == [1, 1, 1]
+
+
+def _batch_of_four_then(batcher: DynamicBatcher, gate: threading.Event):
+    """Runs one request, queues four behind it, lets them through as one batch of 4."""
+
+    async def steps():
+        first = _submit(batcher)
+        await asyncio.sleep(0.05)  # the first call holds the model; four queue up
+        four = [_submit(batcher) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(first, *four)
+
+    return steps()
+
+
+def test_after_a_call_of_n_examples_the_next_batch_waits_for_n():
+    sizes, gate = [], threading.Event()
+
+    async def scenario():
+        batcher = _recording_batcher(sizes, gate, max_batch_size=8, max_wait_us=500_000)
+        await _batch_of_four_then(batcher, gate)
+        spread = []
+        for _ in range(4):  # as clients' next requests come back: spread over 60 ms
+            spread.append(_submit(batcher))
+            await asyncio.sleep(0.02)
+        await asyncio.gather(*spread)
+        await batcher.close()
+
+    asyncio.run(scenario())
+    assert sizes == [1, 4, 4]
+
+
+def test_the_wait_for_a_fuller_batch_is_bounded_by_max_wait():
+    import time
+
+    sizes, gate = [], threading.Event()
+
+    async def scenario():
+        batcher = _recording_batcher(sizes, gate, max_batch_size=8, max_wait_us=100_000)
+        await _batch_of_four_then(batcher, gate)
+        started = time.perf_counter()
+        await asyncio.gather(_submit(batcher), _submit(batcher))  # two of the four come back
+        waited = time.perf_counter() - started
+        await batcher.close()
+        return waited
+
+    waited = asyncio.run(scenario())
+    assert sizes == [1, 4, 2]
+    assert 0.09 <= waited < 1.0, waited
+
+
+def test_zero_max_wait_is_greedy():
+    sizes, gate = [], threading.Event()
+
+    async def scenario():
+        batcher = _recording_batcher(sizes, gate, max_batch_size=8, max_wait_us=0)
+        await _batch_of_four_then(batcher, gate)
+        spread = []
+        for _ in range(2):
+            spread.append(_submit(batcher))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*spread)
+        await batcher.close()
+
+    asyncio.run(scenario())
+    assert sizes == [1, 4, 1, 1]
 
 
 def test_expired_and_stale_requests_are_dropped_before_the_model_runs():

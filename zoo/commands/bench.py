@@ -9,7 +9,8 @@ EXAMPLES = """
   zoo bench train               # keras-io recipe vs the zoo's configs, MNIST and Fashion-MNIST
   zoo bench train --quick       # 2 epochs each, one seed: a smoke run
   zoo bench train --data-dir ../shared/data   # where fashion_mnist.npz is
-  zoo bench serve               # zoo serve vs bare model vs naive server, concurrency 1-64
+  zoo bench serve               # zoo serve vs Triton (peer), bare model, naive server, c=1-64
+  scripts/setup-peer.sh         # once, before `zoo bench serve`: the peer's environment
 """
 
 
@@ -33,6 +34,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--max-seconds", type=float, default=10.0, help="serve: per concurrency level"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="serve: turns per level against the peer"
+    )
 
 
 def run(args) -> int:
@@ -47,5 +51,5 @@ def run(args) -> int:
     else:
         from bench import serve
 
-        serve.run(max_requests=args.max_requests, max_seconds=args.max_seconds)
+        serve.run(max_requests=args.max_requests, max_seconds=args.max_seconds, rounds=args.rounds)
     return 0
