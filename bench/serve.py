@@ -88,22 +88,27 @@ def _print_level(name: str, concurrency: int, level: dict) -> None:
     )
 
 
+def _level(server: launch.Server, images, concurrency: int, limits: dict) -> dict:
+    """One load level against a running server, printed as it ends."""
+    level = measure(
+        server.target,
+        server.protocol,
+        images,
+        concurrency,
+        server_pid=server.process.pid,
+        **limits,
+    )
+    _print_level(server.name, concurrency, level)
+    return level
+
+
 def measure_alone(server: launch.Server, images, limits: dict) -> dict:
     """Every concurrency level against ``server``, started for this and stopped after."""
     server.start()
     try:
         levels = {}
         for concurrency in CONCURRENCY:
-            level = measure(
-                server.target,
-                server.protocol,
-                images,
-                concurrency,
-                server_pid=server.process.pid,
-                **limits,
-            )
-            _print_level(server.name, concurrency, level)
-            levels[str(concurrency)] = level
+            levels[str(concurrency)] = _level(server, images, concurrency, limits)
         return levels
     finally:
         server.stop()
@@ -125,15 +130,7 @@ def measure_side_by_side(
                 shift = (round_index + level_index) % len(pair)
                 order = pair[shift:] + pair[:shift]
                 for server in order:
-                    level = measure(
-                        server.target,
-                        server.protocol,
-                        images,
-                        concurrency,
-                        server_pid=server.process.pid,
-                        **limits,
-                    )
-                    _print_level(server.name, concurrency, level)
+                    level = _level(server, images, concurrency, limits)
                     turns[server.name][str(concurrency)].append(level)
     finally:
         for server in pair:
