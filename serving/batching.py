@@ -10,7 +10,8 @@ examples waits, up to ``max_wait_us`` after its first request came, until N exam
 A lone client's request (the previous call had one example) runs at once; under concurrent load,
 where answers go out together and the next requests come back spread over a millisecond or two,
 the batch waits for them instead of running the first few alone: fewer, fuller model calls, and
-less CPU per request.
+less CPU per request. Before it starts, a batch also lets the event loop turn a few times, so that
+requests whose handlers are already running join it.
 
 Under overload the queue is bounded twice: by length (``max_queue``, UNAVAILABLE at once) and by
 time (``max_queue_seconds``: a request that waited longer is answered UNAVAILABLE instead of
@@ -31,6 +32,13 @@ from serving.errors import DeadlineExceeded, Unavailable
 from serving.settings import BatchingOptions
 
 RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+# Event-loop turns a batch lets pass before it starts. Under load, handlers of requests gRPC has
+# already received are ready to run; a few turns (microseconds when idle) let them reach the
+# queue, so the batch takes them too. Measured side by side on 2 cores (two runs of 3 rounds):
+# +17 and +16 % QPS at concurrency 8, +8 and +13 % at 64, -10 and +17 % at 32, less CPU per
+# request in 5 of the 6; one turn was no better than none.
+SETTLE_TURNS = 3
 
 
 @dataclass
@@ -143,6 +151,9 @@ class DynamicBatcher:
                         await asyncio.wait_for(self.wakeup.wait(), remaining)
                     except TimeoutError:
                         break
+            if self.options.max_wait_us:
+                for _ in range(SETTLE_TURNS):  # requests already on their way join this batch
+                    await asyncio.sleep(0)
             self._drop_stale()
             if not self.queue:
                 continue

@@ -157,6 +157,23 @@ def test_the_wait_for_a_fuller_batch_is_bounded_by_max_wait():
     assert 0.09 <= waited < 1.0, waited
 
 
+def test_requests_already_on_their_way_join_the_batch():
+    sizes, gate = [], threading.Event()
+    gate.set()
+
+    async def one_turn_behind(batcher):
+        await asyncio.sleep(0)  # a handler a loop turn behind the first
+        await _submit(batcher)
+
+    async def scenario():
+        batcher = _recording_batcher(sizes, gate, max_batch_size=8, max_wait_us=500_000)
+        await asyncio.gather(_submit(batcher), one_turn_behind(batcher), one_turn_behind(batcher))
+        await batcher.close()
+
+    asyncio.run(scenario())
+    assert sizes == [3]
+
+
 def test_zero_max_wait_is_greedy():
     sizes, gate = [], threading.Event()
 
