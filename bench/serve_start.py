@@ -7,7 +7,6 @@ change), alternating so that one slow phase of the machine does not decide.
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.report import write_result
+from bench.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,12 +68,6 @@ def cold_start(tree: Path, repo: Path, port: int) -> dict:
     finally:
         process.terminate()
         process.wait(timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> int:

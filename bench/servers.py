@@ -114,8 +114,8 @@ def peer_available() -> bool:
     return PEER_PYTHON.exists()
 
 
-def triton_peer(name: str, version_dir: Path, *, instances: int, extra=()) -> Server:
+def triton_peer(name: str, version_dir: Path, *, instances: int) -> Server:
     port = free_port()
     argv = ["bench/triton_peer.py", "--model-dir", str(version_dir), "--port", str(port)]
-    argv += ["--instances", str(instances), *extra]
+    argv += ["--instances", str(instances)]
     return Server(name, argv, port, "v2", python=PEER_PYTHON)

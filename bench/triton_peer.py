@@ -34,7 +34,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True, help="gRPC port (KServe v2)")
     parser.add_argument("--instances", type=int, default=1, help="model instances")
     parser.add_argument("--max-batch-size", type=int, default=64)
-    parser.add_argument("--max-queue-delay-us", type=int, default=1000)
+    parser.add_argument(
+        "--max-queue-delay-us",
+        type=int,
+        default=0,
+        help="Triton's dynamic batcher delay; 0, its default, did best here side by side",
+    )
     args = parser.parse_args()
     python_library_first()
 

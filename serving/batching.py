@@ -161,7 +161,7 @@ class DynamicBatcher:
             if not batch:
                 continue
             started = time.perf_counter()
-            self.expected = sum(p.size for p in batch)
+            size = self.expected = sum(p.size for p in batch)
             try:
                 merged = (
                     batch[0].inputs
@@ -177,7 +177,7 @@ class DynamicBatcher:
                     if not pending.future.done():
                         pending.future.set_exception(error)
                 continue
-            self.observe(sum(p.size for p in batch), [started - p.enqueued for p in batch])
+            self.observe(size, [started - p.enqueued for p in batch])
             offset = 0
             for pending in batch:
                 part = {k: v[offset : offset + pending.size] for k, v in outputs.items()}
