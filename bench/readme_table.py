@@ -24,10 +24,18 @@ def _met(ok: bool) -> str:
 
 
 def training_section(train: dict, pipeline: dict | None) -> list[str]:
+    """Training runs and targets. Results with wall times (``clock`` set) are shown and judged
+    from process start, evaluation included; earlier ones on training seconds alone."""
     mnist, fashion = train["mnist"], train["fashion_mnist"]
+    wall = "clock" in train
+    prefix, total = ("wall_", "wall_seconds") if wall else ("", "train_seconds")
+    clock = (
+        "seconds from process start to the final test accuracy, evaluation included"
+        if wall
+        else "seconds of training, evaluation excluded"
+    )
     lines = [
-        "**Training** (`bench/results/train*.json`, `train*.png`; seconds of training, evaluation "
-        "excluded):",
+        f"**Training** (`bench/results/train*.json`, `train*.png`; {clock}):",
         "",
         "| MNIST run | to 99.0 % | to 99.2 % | to 99.4 % | final | seconds | examples/s |",
         "|---|---|---|---|---|---|---|",
@@ -35,16 +43,17 @@ def training_section(train: dict, pipeline: dict | None) -> list[str]:
     runs = [("keras-io reference, 15 epochs", mnist["reference"])]
     runs += [(f"zoo `mnist_fastnet`, seed {z['seed']}", z) for z in mnist["zoo"]]
     for name, run in runs:
+        cells = [_seconds(run[f"{prefix}seconds_to_{t}"]) for t in ("0.990", "0.992", "0.994")]
         lines.append(
-            f"| {name} | {_seconds(run['seconds_to_0.990'])} | {_seconds(run['seconds_to_0.992'])} "
-            f"| {_seconds(run['seconds_to_0.994'])} | {run['final_accuracy'] * 100:.2f} % "
-            f"| {run['train_seconds']:.1f} | {run['examples_per_second']:,.0f} |"
+            f"| {name} | {' | '.join(cells)} | {run['final_accuracy'] * 100:.2f} % "
+            f"| {run[total]:.1f} | {run['examples_per_second']:,.0f} |"
         )
     targets = mnist["targets"]
     cnn = mnist["keras_io_architecture_through_zoo_pipeline"]
     f_ref, f_zoo, f_targets = fashion["reference"], fashion["zoo"], fashion["targets"]
     within = f_targets["zoo_accuracy_within_reference_wall"] or 0.0
-    ratio_992 = targets["time_to_99.2_ratio"]
+    ratio_992 = targets[f"{prefix}time_to_99.2_ratio"]
+    time_ratio = targets["median_wall_seconds_ratio" if wall else "median_train_seconds_ratio"]
     lines += [
         "",
         "| target | measured | met |",
@@ -54,15 +63,14 @@ def training_section(train: dict, pipeline: dict | None) -> list[str]:
         f"| MNIST ≥ 99.5 %, median of {len(mnist['zoo'])} seeds | "
         f"{targets['median_final_accuracy'] * 100:.2f} % | "
         f"{_met(targets['median_final_accuracy'] >= 0.995)} |",
-        f"| … within 1/3 of the reference's 15-epoch time | "
-        f"{targets['median_train_seconds_ratio']:.2f} of it | "
-        f"{_met(targets['median_train_seconds_ratio'] <= 1 / 3)} |",
+        f"| … within 1/3 of the reference's 15-epoch time | {time_ratio:.2f} of it | "
+        f"{_met(time_ratio <= 1 / 3)} |",
         f"| keras-io architecture through the zoo's pipeline ≥ 1.5× the reference's examples/s | "
         f"{cnn['ratio_to_reference']:.2f}× ({cnn['examples_per_second']:,.0f} examples/s) | "
         f"{_met(cnn['ratio_to_reference'] >= 1.5)} |",
         f"| Fashion-MNIST ≥ 93.5 % within the reference's 15-epoch time "
-        f"({f_ref['train_seconds']:.0f} s; the reference ends at {f_ref['final_accuracy'] * 100:.2f} %) "
-        f"| {within * 100:.2f} % (after {f_zoo['train_seconds']:.0f} s) | {_met(within >= 0.935)} |",
+        f"({f_ref[total]:.0f} s; the reference ends at {f_ref['final_accuracy'] * 100:.2f} %) "
+        f"| {within * 100:.2f} % (after {f_zoo[total]:.0f} s) | {_met(within >= 0.935)} |",
     ]
     if pipeline is not None:
         lines.append(
@@ -70,6 +78,13 @@ def training_section(train: dict, pipeline: dict | None) -> list[str]:
             f"{pipeline['ratio']:.1f}× ({pipeline['pipeline_examples_per_second']:,.0f} "
             f"examples/s) | {_met(pipeline['met'])} |"
         )
+    if wall:
+        lines += [
+            "",
+            f"On training seconds alone (evaluation, imports and set-up excluded) the same ratios "
+            f"are {targets['time_to_99.2_ratio']:.2f} (time to 99.2 %) and "
+            f"{targets['median_train_seconds_ratio']:.2f} (15-epoch time).",
+        ]
     return lines
 
 

@@ -1,77 +1,137 @@
 """``zoo bench train``: the keras-io reference recipe and the zoo's best configs, side by side in
 one run on this machine, every target a ratio against the reference measured here.
 
-Targets (issue 6), MNIST: the zoo config reaches 99.2 % in <= 1/4 of the reference's time to
-99.2 %, and >= 99.5 % (median of 3 seeds) within 1/3 of the reference's 15-epoch training time;
-the keras-io architecture trained through the zoo's pipeline runs at >= 1.5x the reference's
-examples/s. Fashion-MNIST: >= 93.5 % within the reference's 15-epoch training time.
+Every training runs as its own process, the command a user would type (``zoo train --config
+...``; ``python -m bench.reference`` for the reference), and its wall time counts from process
+start to the final test accuracy: imports, data loading, the precision probe, the per-epoch test
+evaluation and the final report included. Each epoch's point carries both clocks: ``seconds`` of
+training alone and ``wall_seconds`` since the process started.
+
+Targets (issue 9), on wall time. MNIST: the zoo config reaches 99.2 % in <= 1/4 of the
+reference's time to 99.2 %, and >= 99.5 % (median of 3 seeds) within 1/3 of the reference's
+15-epoch time; the keras-io architecture trained through the zoo's pipeline runs at >= 1.5x the
+reference's examples/s. Fashion-MNIST: >= 93.5 % within the reference's 15-epoch time.
 """
 
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
-from bench.reference import accuracy_points, time_to, train_reference
+from bench.reference import accuracy_points, time_to
 from bench.report import write_result
-from training import datasets
-from training.config import build_config, load_yaml
-from training.loop import train
+from training.run_dir import RunDir
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
 MNIST_TARGETS = (0.990, 0.992, 0.994)
+CLOCK = "wall seconds from process start to the final test accuracy, evaluation included"
+
+
+def timed_process(argv: list[str]) -> tuple[float, float]:
+    """Runs ``python ARGV`` from the project root, as a user would; returns the Unix time it
+    started and its wall seconds from start to exit. A failure raises with the output's tail."""
+    started = time.time()
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, env=os.environ.copy()
+    )
+    seconds = time.time() - started
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr)[-3000:]
+        raise RuntimeError(f"{' '.join(argv)} exited with {done.returncode}:\n{tail}")
+    return started, seconds
+
+
+def _with_wall(points: list[dict], started: float) -> list[dict]:
+    return [{**point, "wall_seconds": point["finished_at"] - started} for point in points]
+
+
+def reference_run(dataset: str, epochs: int, data_dir: str | None = None, limit=None) -> dict:
+    """The keras-io recipe as its own process: points on both clocks, examples/s, wall time."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "reference.json"
+        argv = ["-m", "bench.reference", "--dataset", dataset, "--epochs", str(epochs)]
+        argv += ["--out", str(out)]
+        argv += ["--data-dir", data_dir] if data_dir else []
+        argv += ["--limit", str(limit)] if limit else []
+        started, wall = timed_process(argv)
+        result = json.loads(out.read_text())
+    return {**result, "points": _with_wall(result["points"], started), "wall_seconds": wall}
 
 
 def zoo_run(config_name: str, seed: int, runs_root: str, **overrides) -> dict:
-    config = build_config(
-        load_yaml(CONFIGS / f"{config_name}.yaml"),
-        {
-            "seed": seed,
-            "runs_root": runs_root,
-            "histogram_freq": 0,
-            "sample_images": 0,
-            # Keras then validates on the test split each epoch: the accuracy-over-time points.
-            "validation_split": 0.0,
-            **overrides,
-        },
-    )
-    run = train(config, verbose=0)
-    history = run.read_history()
-    points = accuracy_points(history)
+    """``zoo train --config configs/CONFIG_NAME.yaml`` as its own process, validating on the test
+    split after every epoch (``validation_split 0``): its points, examples/s and wall time."""
+    Path(runs_root).mkdir(parents=True, exist_ok=True)
+    root = tempfile.mkdtemp(prefix=f"{config_name}-seed{seed}-", dir=runs_root)
+    flags = {
+        "seed": seed,
+        "runs_root": root,
+        "histogram_freq": 0,
+        "sample_images": 0,
+        "validation_split": 0.0,
+        **overrides,
+    }
+    argv = ["-m", "zoo", "train", "--config", str(CONFIGS / f"{config_name}.yaml"), "--quiet"]
+    for key, value in flags.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    started, wall = timed_process(argv)
+    (run_path,) = Path(root).glob("*/*")
+    history = RunDir.open(run_path).read_history()
+    points = _with_wall(accuracy_points(history), started)
     examples = sum(row["examples_per_second"] * row["train_seconds"] for row in history)
     return {
         "last_epoch_examples_per_second": history[-1]["examples_per_second"],
         "config": config_name,
         "seed": seed,
         "points": points,
-        "final_accuracy": points[-1]["test_accuracy"],
-        "train_seconds": points[-1]["seconds"],
         "examples_per_second": examples / points[-1]["seconds"],
+        "wall_seconds": wall,
     }
 
 
 def summarize(run: dict, targets=MNIST_TARGETS) -> dict:
+    """Seconds to each accuracy on both clocks, final accuracy, training and wall seconds."""
     return {
         **{f"seconds_to_{t:.3f}": time_to(run["points"], t) for t in targets},
+        **{f"wall_seconds_to_{t:.3f}": time_to(run["points"], t, "wall_seconds") for t in targets},
         "final_accuracy": run["points"][-1]["test_accuracy"],
         "train_seconds": run["points"][-1]["seconds"],
+        "wall_seconds": run["wall_seconds"],
         "examples_per_second": run["examples_per_second"],
     }
+
+
+def _median_time_to(runs: list[dict], target: float, clock: str) -> float:
+    return statistics.median(time_to(r["points"], target, clock) or float("inf") for r in runs)
+
+
+def _ratio(numerator: float, denominator: float | None) -> float | None:
+    return numerator / denominator if denominator else None
 
 
 def bench_mnist(seeds: int, runs_root: str, quick: bool) -> dict:
     """The keras-io reference, the zoo's MNIST config over ``seeds`` seeds, and the keras-io
     architecture trained through the zoo's pipeline, with the targets as ratios."""
-    epochs = {"epochs": 2} if quick else {}
-    x_train, y_train = datasets.load_arrays("mnist", "train")
-    x_test, y_test = datasets.load_arrays("mnist", "test")
-    reference = train_reference(x_train, y_train, x_test, y_test, epochs=2 if quick else 15)
-    zoo = [zoo_run("mnist_fastnet", seed, runs_root, **epochs) for seed in range(seeds)]
+    epochs = 2 if quick else 15
+    reference = reference_run("mnist", epochs)
+    zoo = [
+        zoo_run("mnist_fastnet", seed, runs_root, **({"epochs": 2} if quick else {}))
+        for seed in range(seeds)
+    ]
     # Three epochs, the last one timed: the first pays for tracing, which the reference spreads
     # over 15 epochs.
     cnn = zoo_run("mnist_cnn", 0, runs_root, epochs=3, mixed_precision="auto")
-    ref_to_992 = time_to(reference["points"], 0.992)
-    zoo_to_992 = statistics.median(time_to(r["points"], 0.992) or float("inf") for r in zoo)
-    ref_wall = reference["points"][-1]["seconds"]
     speed_ratio = cnn["last_epoch_examples_per_second"] / reference["examples_per_second"]
+    clocks = {"wall": "wall_seconds", "train": "seconds"}
+    to_992 = {
+        name: _ratio(_median_time_to(zoo, 0.992, clock), time_to(reference["points"], 0.992, clock))
+        for name, clock in clocks.items()
+    }
     return {
         "reference": {**summarize(reference), "points": reference["points"]},
         "zoo": [{**summarize(r), "seed": r["seed"], "points": r["points"]} for r in zoo],
@@ -80,15 +140,21 @@ def bench_mnist(seeds: int, runs_root: str, quick: bool) -> dict:
             "ratio_to_reference": speed_ratio,
         },
         "targets": {
-            "time_to_99.2_ratio": (zoo_to_992 / ref_to_992) if ref_to_992 else None,
+            "wall_time_to_99.2_ratio": to_992["wall"],
             "time_to_99.2_ratio_target": 0.25,
-            "median_final_accuracy": statistics.median(r["final_accuracy"] for r in zoo),
+            "median_final_accuracy": statistics.median(
+                r["points"][-1]["test_accuracy"] for r in zoo
+            ),
             "final_accuracy_target": 0.995,
-            "median_train_seconds_ratio": statistics.median(r["train_seconds"] for r in zoo)
-            / ref_wall,
-            "train_seconds_ratio_target": 1 / 3,
+            "median_wall_seconds_ratio": statistics.median(r["wall_seconds"] for r in zoo)
+            / reference["wall_seconds"],
+            "wall_seconds_ratio_target": 1 / 3,
             "pipeline_speed_ratio": speed_ratio,
             "pipeline_speed_ratio_target": 1.5,
+            # The same ratios on training seconds alone, as earlier results reported them.
+            "time_to_99.2_ratio": to_992["train"],
+            "median_train_seconds_ratio": statistics.median(r["points"][-1]["seconds"] for r in zoo)
+            / reference["points"][-1]["seconds"],
         },
     }
 
@@ -96,20 +162,21 @@ def bench_mnist(seeds: int, runs_root: str, quick: bool) -> dict:
 def bench_fashion(runs_root: str, quick: bool, data_dir: str | None) -> dict:
     """The keras-io recipe on Fashion-MNIST, then the zoo's Fashion-MNIST config."""
     targets = (0.90, 0.92, 0.935)
-    fx_train, fy_train = datasets.load_arrays("fashion_mnist", "train", data_dir=data_dir)
-    fx_test, fy_test = datasets.load_arrays("fashion_mnist", "test", data_dir=data_dir)
-    reference = train_reference(fx_train, fy_train, fx_test, fy_test, epochs=2 if quick else 15)
-    zoo = zoo_run("fashion_mnist_fastnet", 0, runs_root, data_dir=data_dir or "",
+    reference = reference_run("fashion_mnist", 2 if quick else 15, data_dir)
+    zoo = zoo_run("fashion_mnist_fastnet", 0, runs_root,
+                  **({"data_dir": data_dir} if data_dir else {}),
                   **({"epochs": 2} if quick else {}))  # fmt: skip
-    ref_wall = reference["points"][-1]["seconds"]
-    within = [p["test_accuracy"] for p in zoo["points"] if p["seconds"] <= ref_wall]
+    ref_wall = reference["wall_seconds"]
+    within = [p["test_accuracy"] for p in zoo["points"] if p["wall_seconds"] <= ref_wall]
     return {
         "reference": {**summarize(reference, targets), "points": reference["points"]},
         "zoo": {**summarize(zoo, targets), "points": zoo["points"]},
         "targets": {
             "zoo_accuracy_within_reference_wall": max(within) if within else None,
             "accuracy_target": 0.935,
-            "train_seconds_ratio": zoo["train_seconds"] / ref_wall,
+            "wall_seconds_ratio": zoo["wall_seconds"] / ref_wall,
+            "train_seconds_ratio": zoo["points"][-1]["seconds"]
+            / reference["points"][-1]["seconds"],
         },
     }
 
@@ -122,7 +189,7 @@ def run(*, seeds: int = 3, runs_root: str = "runs/bench", quick: bool = False,
         data_dir: where Fashion-MNIST is (``fashion_mnist.npz``); defaults to ``$ZOO_DATA_DIR``.
     """
     name = "train_quick" if quick else "train"
-    result = {"quick": quick, "mnist": bench_mnist(seeds, runs_root, quick)}
+    result = {"quick": quick, "clock": CLOCK, "mnist": bench_mnist(seeds, runs_root, quick)}
     path = write_result(name, result)
     result["fashion_mnist"] = bench_fashion(runs_root, quick, data_dir)
     path = write_result(name, result)
@@ -133,7 +200,7 @@ def run(*, seeds: int = 3, runs_root: str = "runs/bench", quick: bool = False,
 
 
 def plot(result: dict, path: Path) -> None:
-    """Test accuracy against training seconds, reference and zoo, for both datasets."""
+    """Test accuracy against wall seconds from process start, reference and zoo, both datasets."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(10, 4))
@@ -143,20 +210,20 @@ def plot(result: dict, path: Path) -> None:
         zoo_runs = data["zoo"] if isinstance(data["zoo"], list) else [data["zoo"]]
         ref = data["reference"]["points"]
         ax.plot(
-            [p["seconds"] for p in ref],
+            [p["wall_seconds"] for p in ref],
             [p["test_accuracy"] for p in ref],
             "o-",
             label="keras-io reference",
         )
         for index, run in enumerate(zoo_runs):
             ax.plot(
-                [p["seconds"] for p in run["points"]],
+                [p["wall_seconds"] for p in run["points"]],
                 [p["test_accuracy"] for p in run["points"]],
                 "s-",
                 label=f"zoo (seed {run.get('seed', 0)})" if index < 3 else None,
             )
         ax.set_ylim(low, high)
-        ax.set_xlabel("training seconds (2 CPU cores)")
+        ax.set_xlabel(f"seconds from process start ({os.cpu_count()} CPU cores)")
         ax.set_ylabel("test accuracy")
         ax.set_title(dataset)
         ax.grid(alpha=0.3)
@@ -168,15 +235,18 @@ def plot(result: dict, path: Path) -> None:
 def print_table(result: dict) -> None:
     mnist = result["mnist"]
     ref = mnist["reference"]
+    print(f"MNIST, {CLOCK}; training seconds alone in the last column but one")
     print(
-        f"{'MNIST':<28} {'to 99.0':>8} {'to 99.2':>8} {'to 99.4':>8} {'final':>7} {'seconds':>8} {'ex/s':>7}"
+        f"{'':<28} {'to 99.0':>8} {'to 99.2':>8} {'to 99.4':>8} {'final':>7} {'wall':>8} "
+        f"{'train':>8} {'ex/s':>7}"
     )
 
     def row(name, s):
-        cells = [s.get(f"seconds_to_{t:.3f}") for t in MNIST_TARGETS]
+        cells = [s.get(f"wall_seconds_to_{t:.3f}") for t in MNIST_TARGETS]
         text = " ".join(f"{c:8.1f}" if c is not None else f"{'-':>8}" for c in cells)
         print(
-            f"{name:<28} {text} {s['final_accuracy']:7.4f} {s['train_seconds']:8.1f} {s['examples_per_second']:7.0f}"
+            f"{name:<28} {text} {s['final_accuracy']:7.4f} {s['wall_seconds']:8.1f} "
+            f"{s['train_seconds']:8.1f} {s['examples_per_second']:7.0f}"
         )
 
     row("keras-io reference", ref)

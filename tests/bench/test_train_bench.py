@@ -1,0 +1,41 @@
+"""The training bench times each training as its own process, from process start to the final
+test accuracy (issue 9: wall time is what a user waits for)."""
+
+import pytest
+
+from bench.train import reference_run, summarize, zoo_run
+
+
+def check_clocks(run: dict, epochs: int) -> None:
+    points = run["points"]
+    assert [p["epoch"] for p in points] == list(range(1, epochs + 1))
+    for point in points:
+        assert 0.0 <= point["test_accuracy"] <= 1.0
+        # Imports and data loading come before the first step: wall > training seconds.
+        assert 0 < point["seconds"] < point["wall_seconds"] < run["wall_seconds"]
+    assert points[0]["wall_seconds"] < points[-1]["wall_seconds"]
+    summary = summarize(run, targets=(0.0, 1.01))
+    assert summary["wall_seconds_to_0.000"] == pytest.approx(points[0]["wall_seconds"])
+    assert summary["wall_seconds_to_1.010"] is None
+    assert summary["seconds_to_0.000"] == pytest.approx(points[0]["seconds"])
+
+
+def test_reference_runs_as_its_own_process():
+    run = reference_run("mnist", 2, limit=600)
+    check_clocks(run, epochs=2)
+    assert run["examples_per_second"] > 0
+
+
+def test_zoo_run_is_the_zoo_train_command(tmp_path):
+    run = zoo_run(
+        "mnist_cnn", 0, str(tmp_path), epochs=2, train_limit=512, test_limit=256,
+        mixed_precision="off",
+    )  # fmt: skip
+    check_clocks(run, epochs=2)
+    assert run["config"] == "mnist_cnn" and run["last_epoch_examples_per_second"] > 0
+    assert len(list(tmp_path.glob("mnist_cnn-seed0-*/*/*/metrics.json"))) == 1  # completed
+
+
+def test_a_failing_run_reports_its_command_and_output(tmp_path):
+    with pytest.raises(RuntimeError, match=r"zoo train .*batch-size.*exited with 2"):
+        zoo_run("mnist_cnn", 0, str(tmp_path), batch_size=0)
