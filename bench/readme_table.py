@@ -166,6 +166,16 @@ def peer_section(serve: dict) -> list[str]:
             f"{targets['peer_p99_64_over_32']:.2f}×), {targets['errors']} errors | "
             f"{_met(targets['p99_64_over_32'] <= 1.5 and targets['errors'] == 0)} |",
         ]
+    if serve.get("loop"):
+        loop = serve["loop"]
+        qps = " / ".join(f"{r:.2f}" for r in loop["qps_ratio"].values())
+        cpu = " / ".join(f"{r:.2f}" for r in loop["cpu_per_request_ratio"].values())
+        lines += [
+            "",
+            f"**Event loop** (`loop`): the zoo on uvloop (the default) against the same server on "
+            f"asyncio's own loop, side by side in the same way: QPS {qps}× and server CPU per "
+            f"request {cpu}× at c=1 / 8 / 32 / 64.",
+        ]
     return lines
 
 

@@ -164,6 +164,25 @@ def peer_targets(zoo: dict, peer: dict) -> dict:
     }
 
 
+def compare_loops(repo: Path, images, limits: dict, rounds: int) -> dict:
+    """``zoo serve`` on uvloop against the same server on asyncio's own loop, side by side: QPS
+    and server CPU per request, as ratios uvloop / asyncio per level."""
+    pair = [
+        launch.zoo_server(f"zoo v2 ({loop} loop)", repo, protocol="v2", workers=1,
+                          extra=["--loop", loop])
+        for loop in ("uvloop", "asyncio")
+    ]  # fmt: skip
+    measured, _ = measure_side_by_side(pair, images, limits, rounds)
+    uv, plain = (measured[server.name] for server in pair)
+    return {
+        "servers": measured,
+        "qps_ratio": {c: uv[c]["qps"] / plain[c]["qps"] for c in uv},
+        "cpu_per_request_ratio": {
+            c: uv[c]["server_cpu_s_per_1000"] / plain[c]["server_cpu_s_per_1000"] for c in uv
+        },
+    }
+
+
 def run(*, max_requests: int = 3000, max_seconds: float = 10.0, rounds: int = 3) -> dict:
     images, _ = datasets.load_arrays("mnist", "test", limit=64)
     limits = {"max_requests": max_requests, "max_seconds": max_seconds}
@@ -184,6 +203,7 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0, rounds: int = 3)
             launch.noop_server(),
         ]
         servers = {server.name: measure_alone(server, images, limits) for server in alone}
+        loop = compare_loops(repo, images, limits, rounds)
         peers, peer_note, peer_version = {}, None, None
         if launch.peer_available():
             for workers in (1, 2):
@@ -234,6 +254,7 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0, rounds: int = 3)
         "servers": servers,
         "targets": targets,
         "peers": peers,
+        "loop": loop,
         "peer_note": peer_note,
         "peer_version": peer_version,
         "limits": {**limits, "rounds": rounds},

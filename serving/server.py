@@ -23,6 +23,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from tritonclient.grpc import service_pb2_grpc
 
 from core.errors import ConfigError
+from serving import event_loop
 from serving.auth import TokenAuthInterceptor
 from serving.dataplane import DataPlane
 from serving.kserve_servicer import InferenceServicer
@@ -200,12 +201,13 @@ async def serve(
         for signum in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     log.info(
-        "Serving %s on %s (%s), REST on port %s, metrics on port %s",
+        "Serving %s on %s (%s), REST on port %s, metrics on port %s, %s event loop",
         dataplane.model_names(),
         address.replace(str(settings.port), str(port)),
         "TLS" if credentials else "plaintext",
         rest_port,
         metrics_port,
+        type(asyncio.get_running_loop()).__module__.split(".")[0],
     )
     if on_started:
         on_started(Running(port, metrics_port, stop, dataplane, rest_port))
@@ -246,7 +248,7 @@ class ServerThread:
             self.started.set()
 
         try:
-            asyncio.run(serve(self.settings, on_started))
+            event_loop.run(serve(self.settings, on_started), self.settings.loop)
         except BaseException as error:
             self.error = error
             self.started.set()

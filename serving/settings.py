@@ -11,6 +11,7 @@ need the file system (TLS files, the repository) run there too, before any port 
 import os
 import ssl
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -119,6 +120,11 @@ class ServerSettings(BaseSettings):
         le=64,
         description="processes serving the same ports (SO_REUSEPORT), each with its own loaded "
         "models, batchers and event loop; 0: one per core this process may use",
+    )
+    loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto",
+        description="event loop: uvloop (auto: when installed; less CPU per request) or asyncio's "
+        "own",
     )
     grace_seconds: float = Field(
         10.0, ge=0, le=3600, description="on SIGTERM, how long in-flight requests get to finish"

@@ -28,16 +28,15 @@ METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 def _worker(settings: ServerSettings, threads: int) -> None:
     """One worker process: TensorFlow limited to its share of the cores, then the server."""
-    import asyncio
-
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+    from serving import event_loop
     from serving.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(serve(settings, worker=True))
+    event_loop.run(serve(settings, worker=True), settings.loop)
 
 
 def run_workers(settings: ServerSettings) -> int:

@@ -63,7 +63,6 @@ def skip_tensorflows_keras_import() -> None:
 
 
 def run(args) -> int:
-    import asyncio
     import logging
 
     skip_tensorflows_keras_import()
@@ -73,7 +72,8 @@ def run(args) -> int:
         from serving.workers import run_workers
 
         return run_workers(settings)
+    from serving import event_loop
     from serving.server import serve
 
-    asyncio.run(serve(settings))
+    event_loop.run(serve(settings), settings.loop)
     return 0
