@@ -34,7 +34,8 @@ def build_reference_model() -> keras.Model:
 
 class TestAccuracyClock(keras.callbacks.Callback):
     """Records, after each epoch, the training time so far (the clock stops while the test split
-    is evaluated), the test accuracy, and the Unix time when that accuracy was known."""
+    is evaluated), the test accuracy, the Unix time when that accuracy was known, and the
+    process's CPU use over the epoch's training (as the zoo's runs log it)."""
 
     def __init__(self, x_test, y_test):
         super().__init__()
@@ -43,10 +44,12 @@ class TestAccuracyClock(keras.callbacks.Callback):
         self.train_seconds = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
+        self.start = (time.perf_counter(), time.process_time())
 
     def on_epoch_end(self, epoch, logs=None):
-        self.train_seconds += time.perf_counter() - self.start
+        seconds = time.perf_counter() - self.start[0]
+        cpu_percent = 100 * (time.process_time() - self.start[1]) / seconds
+        self.train_seconds += seconds
         predictions = self.model.predict(self.x_test, batch_size=1024, verbose=0).argmax(axis=1)
         accuracy = float((predictions == self.y_test).mean())
         self.points.append(
@@ -55,6 +58,7 @@ class TestAccuracyClock(keras.callbacks.Callback):
                 "seconds": self.train_seconds,
                 "test_accuracy": accuracy,
                 "finished_at": time.time(),
+                "cpu_percent": cpu_percent,
             }
         )
 
@@ -107,6 +111,7 @@ def accuracy_points(history: list[dict]) -> list[dict]:
             "seconds": float(s),
             "test_accuracy": row["val_accuracy"],
             "finished_at": row["finished_at"],
+            "cpu_percent": row["cpu_percent"],
         }
         for row, s in zip(history, seconds, strict=True)
     ]

@@ -13,8 +13,10 @@ def check_clocks(run: dict, epochs: int) -> None:
         assert 0.0 <= point["test_accuracy"] <= 1.0
         # Imports and data loading come before the first step: wall > training seconds.
         assert 0 < point["seconds"] < point["wall_seconds"] < run["wall_seconds"]
+        assert point["cpu_percent"] > 0  # the process's CPU use over the epoch's training
     assert points[0]["wall_seconds"] < points[-1]["wall_seconds"]
     summary = summarize(run, targets=(0.0, 1.01))
+    assert summary["cpu_percent"] == points[1]["cpu_percent"]  # after the first epoch
     assert summary["wall_seconds_to_0.000"] == pytest.approx(points[0]["wall_seconds"])
     assert summary["wall_seconds_to_1.010"] is None
     assert summary["seconds_to_0.000"] == pytest.approx(points[0]["seconds"])

@@ -35,7 +35,9 @@ def test_shipped_config_short_run_writes_everything(config_path, tmp_path, tiny_
     tags = event_tags(run.logs)
     train_tags = {tag for tag, _ in tags["train"]}
     validation = tags["validation"]
-    assert {"epoch_loss", "epoch_learning_rate", "epoch_examples_per_second"} <= train_tags
+    assert {"epoch_loss", "epoch_learning_rate", "epoch_examples_per_second",
+            "epoch_cpu_percent"} <= train_tags  # fmt: skip
+    assert metrics["history"][0]["cpu_percent"] > 0
     assert any(tag.endswith("/histogram") for tag in train_tags), "weight histograms"
     assert ("epoch_loss", "scalars") in validation
     assert ("samples", "images") in validation
