@@ -38,9 +38,7 @@ def timed_process(argv: list[str]) -> tuple[float, float]:
     """Runs ``python ARGV`` from the project root, as a user would; returns the Unix time it
     started and its wall seconds from start to exit. A failure raises with the output's tail."""
     started = time.time()
-    done = subprocess.run(
-        [sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, env=os.environ.copy()
-    )
+    done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True)
     seconds = time.time() - started
     if done.returncode != 0:
         tail = (done.stdout + done.stderr)[-3000:]
@@ -52,8 +50,11 @@ def _with_wall(points: list[dict], started: float) -> list[dict]:
     return [{**point, "wall_seconds": point["finished_at"] - started} for point in points]
 
 
-def reference_run(dataset: str, epochs: int, data_dir: str | None = None, limit=None) -> dict:
-    """The keras-io recipe as its own process: points on both clocks, examples/s, wall time."""
+def reference_run(
+    dataset: str, epochs: int, data_dir: str | None = None, limit: int | None = None
+) -> dict:
+    """The keras-io recipe as its own process: points on both clocks, examples/s, wall time
+    (``limit``: the first images of each split only, for smoke tests)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "reference.json"
         argv = ["-m", "bench.reference", "--dataset", dataset, "--epochs", str(epochs)]
