@@ -81,6 +81,7 @@ class Data:
     train: tf.data.Dataset
     validation: tf.data.Dataset  # the validation split, or the test split when there is none
     steps_per_epoch: int
+    validation_steps: int
 
     @property
     def has_validation_split(self) -> bool:
@@ -127,7 +128,9 @@ def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str
         if multiworker
         else math.ceil(len(x_train) / config.batch_size)
     )
-    return Data(x_train, y_train, x_val, y_val, x_test, y_test, train, validation, steps)
+    validation_steps = math.ceil(len(x_monitored) / EVAL_BATCH_SIZE)
+    return Data(x_train, y_train, x_val, y_val, x_test, y_test, train, validation, steps,
+                validation_steps)  # fmt: skip
 
 
 def open_run(config: TrainConfig, strategy, resume: RunDir | None):
@@ -292,9 +295,15 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
                 batch_size=config.batch_size, verbose=verbose,
             )  # fmt: skip
         elif initial_epoch < config.epochs:
+            # Repeated datasets with their steps given: Keras then keeps one training iterator
+            # for the whole run instead of a new one every epoch (destroying a tf.data iterator
+            # waited up to 35 s at times: epochs of 79 s against 37 s, the process idle; see
+            # training/datasets/pipeline.py).
             model.fit(
-                data.train, validation_data=data.validation, epochs=config.epochs,
-                initial_epoch=initial_epoch, shuffle=False,  # the pipeline shuffles
+                data.train.repeat(), steps_per_epoch=data.steps_per_epoch,
+                validation_data=data.validation.repeat(), validation_steps=data.validation_steps,
+                epochs=config.epochs, initial_epoch=initial_epoch,
+                shuffle=False,  # the pipeline shuffles, every pass anew
                 callbacks=fit_callbacks(config, run, history, data, head, info), verbose=verbose,
             )  # fmt: skip
         seconds = time.perf_counter() - start

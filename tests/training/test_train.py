@@ -1,6 +1,7 @@
 """Short runs of every shipped config, their TensorBoard logs, reproducibility and bad input."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,29 @@ def test_mirrored_strategy_trains_a_batch_norm_model_with_fit(tmp_path):
     run = train(config, verbose=0)
     assert run.read_state()["status"] == "completed"
     assert json.loads(run.metrics_path.read_text())["history"][0]["loss"] > 0
+
+
+def test_fit_keeps_one_iterator_per_dataset_for_the_whole_run(tmp_path, tiny_data_dir, monkeypatch):
+    """Each epoch's new tf.data iterators cost a stall when the old ones are destroyed (at times
+    30 s and more): training and validation data are repeated and their steps given, so Keras
+    iterates each once for all epochs; the epochs still see every example once each."""
+    import keras
+    import tensorflow as tf
+
+    calls, fit = [], keras.Model.fit
+
+    def recording_fit(model, x, **kwargs):
+        calls.append((x, kwargs))
+        return fit(model, x, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    config = tiny_config(CONFIGS[0], tmp_path, tiny_data_dir, epochs=2, batch_size=24)
+    run = train(config, verbose=0)
+    ((train_data, kwargs),) = calls
+    infinite = tf.data.INFINITE_CARDINALITY
+    assert train_data.cardinality() == infinite
+    assert kwargs["validation_data"].cardinality() == infinite
+    train_examples = TINY["train_limit"] - math.ceil(TINY["train_limit"] * config.validation_split)
+    assert kwargs["steps_per_epoch"] == math.ceil(train_examples / 24)
+    assert kwargs["validation_steps"] >= 1
+    assert [row["epoch"] for row in run.read_history()] == [0, 1]

@@ -93,4 +93,13 @@ def make_pipeline(
             x = augment(x, augmentation, tf.stack([tf.constant(seed, tf.int64), step]), max_shift)
         return x, y
 
-    return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # Without tf.data's autotuning: with it, destroying an iterator (Keras does at every epoch
+    # and every validation) at times waited 30 s or more for a background thread, the process
+    # idle meanwhile. AUTOTUNE below then takes tf.data's static defaults.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return (
+        batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
+    )
