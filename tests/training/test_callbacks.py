@@ -15,11 +15,16 @@ def busy(seconds: float) -> None:
         pass
 
 
-def test_cpu_percent_counts_training_and_not_validation():
+def callback_on_a_model(examples_per_epoch: int) -> LearningRateAndThroughput:
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-    callback = LearningRateAndThroughput(examples_per_epoch=1000)
+    callback = LearningRateAndThroughput(examples_per_epoch)
     callback.set_model(model)
+    return callback
+
+
+def test_cpu_percent_counts_training_and_not_validation():
+    callback = callback_on_a_model(examples_per_epoch=1000)
     logs = {}
     callback.on_epoch_begin(0)
     busy(0.3)  # training: one thread busy
@@ -33,10 +38,7 @@ def test_cpu_percent_counts_training_and_not_validation():
 
 
 def test_without_validation_the_whole_epoch_counts():
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    model.compile(optimizer="adam", loss="mse")
-    callback = LearningRateAndThroughput(examples_per_epoch=10)
-    callback.set_model(model)
+    callback = callback_on_a_model(examples_per_epoch=10)
     logs = {}
     callback.on_epoch_begin(0)
     time.sleep(0.2)
