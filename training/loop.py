@@ -20,7 +20,6 @@ from training.calibration import calibrate
 from training.callbacks import AtomicCheckpoint, LearningRateAndThroughput
 from training.config import ConfigError, TrainConfig
 from training.metrics import keras_metrics, multiclass_report, multilabel_report
-from training.preprocess import scale_pixels
 from training.run_dir import RunDir, write_json_atomic
 from training.schedules import build_schedule
 from training.tensorboard import TensorBoardExtras, write_final_metrics, write_hparams
@@ -81,7 +80,6 @@ class Data:
     train: tf.data.Dataset
     validation: tf.data.Dataset  # the validation split, or the test split when there is none
     steps_per_epoch: int
-    validation_steps: int
 
     @property
     def has_validation_split(self) -> bool:
@@ -128,9 +126,7 @@ def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str
         if multiworker
         else math.ceil(len(x_train) / config.batch_size)
     )
-    validation_steps = math.ceil(len(x_monitored) / EVAL_BATCH_SIZE)
-    return Data(x_train, y_train, x_val, y_val, x_test, y_test, train, validation, steps,
-                validation_steps)  # fmt: skip
+    return Data(x_train, y_train, x_val, y_val, x_test, y_test, train, validation, steps)
 
 
 def open_run(config: TrainConfig, strategy, resume: RunDir | None):
@@ -213,7 +209,7 @@ def fit_callbacks(config, run: RunDir, history: list[dict], data: Data, head, in
 def predict_outputs(model, head, images: np.ndarray) -> dict[str, np.ndarray]:
     """``{"probabilities", "logits"}`` of ``images`` (uint8), float32 numpy arrays."""
     outputs = head.inference_outputs(model).predict(
-        scale_pixels(images), batch_size=EVAL_BATCH_SIZE, verbose=0
+        datasets.image_batches(images, EVAL_BATCH_SIZE), verbose=0
     )
     return {name: np.asarray(value, np.float32) for name, value in outputs.items()}
 
@@ -295,15 +291,12 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
                 batch_size=config.batch_size, verbose=verbose,
             )  # fmt: skip
         elif initial_epoch < config.epochs:
-            # Repeated datasets with their steps given: Keras then keeps one training iterator
-            # for the whole run instead of a new one every epoch (destroying a tf.data iterator
-            # waited up to 35 s at times: epochs of 79 s against 37 s, the process idle; see
-            # training/datasets/pipeline.py).
+            # Finite datasets, each epoch one pass over them: with repeated ones and steps given,
+            # Keras runs whole executions of steps_per_execution steps, so epochs and validations
+            # would overrun their pass (472 of 469 batches; the first test batch counted twice).
             model.fit(
-                data.train.repeat(), steps_per_epoch=data.steps_per_epoch,
-                validation_data=data.validation.repeat(), validation_steps=data.validation_steps,
-                epochs=config.epochs, initial_epoch=initial_epoch,
-                shuffle=False,  # the pipeline shuffles, every pass anew
+                data.train, validation_data=data.validation, epochs=config.epochs,
+                initial_epoch=initial_epoch, shuffle=False,  # the pipeline shuffles
                 callbacks=fit_callbacks(config, run, history, data, head, info), verbose=verbose,
             )  # fmt: skip
         seconds = time.perf_counter() - start

@@ -16,7 +16,7 @@ from tensorboard.plugins.hparams import api as hparams_api
 from tensorboard.plugins.pr_curve import summary as pr_curve_summary
 
 from core.outputs import MULTICLASS, MULTILABEL, confusion_matrix, decide
-from training.preprocess import scale_pixels
+from training.datasets import image_batches
 
 PR_CURVE_THRESHOLDS = 101
 
@@ -131,7 +131,7 @@ class TensorBoardExtras(keras.callbacks.Callback):
         self.threshold, self.sample_images = threshold, sample_images
 
     def on_epoch_end(self, epoch, logs=None):
-        outputs = self.model.predict(scale_pixels(self.images), batch_size=256, verbose=0)
+        outputs = self.model.predict(image_batches(self.images, 256), verbose=0)
         probabilities = self.head.probabilities(tf.constant(outputs, tf.float32)).numpy()
         with self.writer.as_default(step=epoch):
             if self.task == MULTICLASS:

@@ -4,7 +4,7 @@ import numpy as np
 from helpers import random_images
 
 from training import datasets
-from training.datasets import make_pipeline
+from training.datasets import image_batches, make_pipeline
 
 
 def collect(dataset):
@@ -18,6 +18,16 @@ def test_batches_are_scaled_floats_in_order_without_shuffle():
     assert x.dtype == np.float32 and x.shape == (10, 28, 28, 1)
     np.testing.assert_allclose(x, images / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(y, labels)
+
+
+def test_image_batches_scale_in_order_without_autotuning():
+    images = random_images(10, (28, 28, 1))
+    dataset = image_batches(images, batch_size=4)
+    batches = [x.numpy() for x in dataset]
+    assert [len(x) for x in batches] == [4, 4, 2]
+    np.testing.assert_allclose(np.concatenate(batches), images / 255.0, rtol=1e-6)
+    assert dataset.options().autotune.enabled is False
+    assert make_pipeline(images, np.arange(10), batch_size=4).options().autotune.enabled is False
 
 
 def test_shuffle_is_a_seeded_permutation_that_changes_each_epoch():

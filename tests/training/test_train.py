@@ -179,27 +179,44 @@ def test_mirrored_strategy_trains_a_batch_norm_model_with_fit(tmp_path):
     assert json.loads(run.metrics_path.read_text())["history"][0]["loss"] > 0
 
 
-def test_fit_keeps_one_iterator_per_dataset_for_the_whole_run(tmp_path, tiny_data_dir, monkeypatch):
-    """Each epoch's new tf.data iterators cost a stall when the old ones are destroyed (at times
-    30 s and more): training and validation data are repeated and their steps given, so Keras
-    iterates each once for all epochs; the epochs still see every example once each."""
+def test_epochs_are_exact_passes_and_every_dataset_runs_without_autotuning(
+    tmp_path, tiny_data_dir, monkeypatch
+):
+    """Every epoch trains on each example once and validates on each once, also when the batches
+    per epoch are no multiple of steps_per_execution; and every dataset that fit and predict
+    iterate (TensorBoard's per-epoch predictions, calibration, the final report) runs without
+    tf.data's autotuning, whose iterators at times took 30 s and more to be destroyed."""
     import keras
     import tensorflow as tf
 
-    calls, fit = [], keras.Model.fit
+    fitted, predicted, fit, predict = [], [], keras.Model.fit, keras.Model.predict
 
     def recording_fit(model, x, **kwargs):
-        calls.append((x, kwargs))
-        return fit(model, x, **kwargs)
+        history = fit(model, x, **kwargs)
+        fitted.append((model, x, kwargs, int(model.optimizer.iterations)))
+        return history
+
+    def recording_predict(model, x, **kwargs):
+        predicted.append(x)
+        return predict(model, x, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", recording_fit)
-    config = tiny_config(CONFIGS[0], tmp_path, tiny_data_dir, epochs=2, batch_size=24)
+    monkeypatch.setattr(keras.Model, "predict", recording_predict)
+    config = tiny_config(CONFIGS[0], tmp_path, tiny_data_dir, epochs=2, batch_size=24,
+                         steps_per_execution=8)  # fmt: skip
     run = train(config, verbose=0)
-    ((train_data, kwargs),) = calls
-    infinite = tf.data.INFINITE_CARDINALITY
-    assert train_data.cardinality() == infinite
-    assert kwargs["validation_data"].cardinality() == infinite
+    ((model, train_data, kwargs, iterations),) = fitted
     train_examples = TINY["train_limit"] - math.ceil(TINY["train_limit"] * config.validation_split)
-    assert kwargs["steps_per_epoch"] == math.ceil(train_examples / 24)
-    assert kwargs["validation_steps"] >= 1
+    steps = math.ceil(train_examples / 24)
+    assert steps % 8 != 0, "the case where whole executions would overrun the epoch"
+    assert iterations == 2 * steps
+    last = run.read_history()[-1]
+    evaluated = model.evaluate(kwargs["validation_data"], return_dict=True, verbose=0)
+    assert last["val_accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-6)
+    assert last["val_loss"] == pytest.approx(evaluated["loss"], rel=1e-5)
+    # Two epochs of TensorBoard predictions, then the validation split and the test split.
+    assert len(predicted) == 4
+    for dataset in [train_data, kwargs["validation_data"], *predicted]:
+        assert isinstance(dataset, tf.data.Dataset)
+        assert dataset.options().autotune.enabled is False
     assert [row["epoch"] for row in run.read_history()] == [0, 1]

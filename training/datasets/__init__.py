@@ -16,7 +16,7 @@ import tensorflow as tf
 from core.errors import DatasetError
 from training.datasets import multilabel, sources
 from training.datasets.catalog import CATALOG, MULTICLASS, MULTILABEL, DatasetInfo
-from training.datasets.pipeline import AUGMENTATIONS, make_pipeline
+from training.datasets.pipeline import AUGMENTATIONS, image_batches, make_pipeline
 
 __all__ = [
     "AUGMENTATIONS",
@@ -25,6 +25,7 @@ __all__ = [
     "MULTILABEL",
     "DatasetInfo",
     "get_info",
+    "image_batches",
     "list_datasets",
     "load",
     "load_arrays",
