@@ -127,11 +127,12 @@ class TensorBoardExtras(keras.callbacks.Callback):
         super().__init__()
         self.writer = tf.summary.create_file_writer(str(log_dir / "validation"))
         self.images, self.labels = images, labels
+        self.batches = image_batches(images, 256)  # the same images every epoch: built once
         self.head, self.class_names, self.task = head, list(class_names), task
         self.threshold, self.sample_images = threshold, sample_images
 
     def on_epoch_end(self, epoch, logs=None):
-        outputs = self.model.predict(image_batches(self.images, 256), verbose=0)
+        outputs = self.model.predict(self.batches, verbose=0)
         probabilities = self.head.probabilities(tf.constant(outputs, tf.float32)).numpy()
         with self.writer.as_default(step=epoch):
             if self.task == MULTICLASS:
