@@ -1,6 +1,7 @@
-"""What this machine's CPU is, from ``/proc/cpuinfo``: training picks its precision by it, and
-benchmark results are labelled with it."""
+"""What this machine's CPU is, from ``/proc/cpuinfo``: training picks its precision and kernels by
+it, and benchmark results are labelled with it."""
 
+import os
 import platform
 from pathlib import Path
 
@@ -22,3 +23,17 @@ def cpu_model() -> str:
 def cpu_flags() -> set[str]:
     """The CPU's feature flags (``avx2``, ``avx512_bf16``, ``amx_bf16``...); empty if unknown."""
     return set((_cpuinfo_field("flags") or "").split())
+
+
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def prefer_onednn_kernels() -> None:
+    """Asks TensorFlow for its oneDNN CPU kernels, unless the environment already chose.
+
+    TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI, AVX-512 bf16 or AMX; elsewhere
+    it runs its Eigen kernels. On an AVX2-only AMD EPYC, oneDNN trained ``mnist_fastnet`` 1.3 to
+    1.6x and the keras-io convnet 1.4x faster, to the same accuracy. Takes effect only before
+    TensorFlow is imported; ``TF_ENABLE_ONEDNN_OPTS=0`` keeps Eigen.
+    """
+    os.environ.setdefault(ONEDNN_VARIABLE, "1")

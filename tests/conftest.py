@@ -1,4 +1,5 @@
-"""Shared test set-up: quiet TensorFlow, no user data directory leaking in, tiny data writers."""
+"""Shared test set-up: quiet TensorFlow on the kernels ``zoo train`` runs, no user data directory
+leaking in, tiny data writers."""
 
 import os
 from pathlib import Path
@@ -7,7 +8,10 @@ import numpy as np
 import pytest
 from helpers import random_images, write_cifar_batch, write_npz
 
+from core.cpu import prefer_onednn_kernels
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+prefer_onednn_kernels()  # the kernels `zoo train` runs, asked for before TensorFlow's import
 
 
 @pytest.fixture(autouse=True)

@@ -263,7 +263,7 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
         config.mixed_precision, precision_probe(config, info, head, label_format, data)
     )
     if verbose:
-        print(f"Precision: {policy} ({reason})", flush=True)
+        print(f"Precision: {policy} ({reason}); CPU kernels: {runtime.cpu_kernels()}", flush=True)
     with runtime.dtype_policy(policy), strategy.scope():
         total_steps = data.steps_per_epoch * config.epochs
 
@@ -313,7 +313,8 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
     metrics = {"dataset": info.to_json(), "model": config.model, "head": config.head,
                "epochs": config.epochs, "test": report, "history": history,
                "train_seconds_this_session": seconds,
-               "precision": {"policy": policy, "reason": reason}}  # fmt: skip
+               "precision": {"policy": policy, "reason": reason},
+               "cpu_kernels": runtime.cpu_kernels()}  # fmt: skip
     if calibration is not None:
         metrics["calibration"] = calibration
     write_json_atomic(run.metrics_path, metrics)

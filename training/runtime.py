@@ -1,9 +1,11 @@
-"""Process-wide settings of a run: seeds, deterministic ops and the mixed-precision policy."""
+"""Process-wide settings of a run: seeds, deterministic ops, the mixed-precision policy and which
+CPU kernels TensorFlow runs."""
 
 import contextlib
 
 import keras
 import tensorflow as tf
+from tensorflow.python.util import _pywrap_util_port
 
 from core.cpu import cpu_flags
 
@@ -37,6 +39,12 @@ def resolve_precision(setting: str, measure=None) -> tuple[str, str]:
     best = max(speeds, key=speeds.get)
     measured = ", ".join(f"{p} {s:,.0f} examples/s" for p, s in speeds.items())
     return best, f"avx512_bf16 without AMX, measured on this model: {measured}"
+
+
+def cpu_kernels() -> str:
+    """``oneDNN`` or ``Eigen``: the CPU kernels TensorFlow chose at import for this process (see
+    ``core.cpu.prefer_onednn_kernels``)."""
+    return "oneDNN" if _pywrap_util_port.IsMklEnabled() else "Eigen"
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

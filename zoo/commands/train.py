@@ -49,6 +49,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import sys
 
+    from core.cpu import prefer_onednn_kernels
+
+    prefer_onednn_kernels()  # before TensorFlow's import below
     from training.config import TrainConfig, build_config, load_yaml
     from training.loop import train
     from training.run_dir import RunDir
