@@ -48,6 +48,7 @@ def training_section(train: dict, pipeline: dict | None) -> list[str]:
     runs = [("keras-io reference, 15 epochs", mnist["reference"])]
     runs += [(f"zoo `mnist_fastnet`, seed {z['seed']}", z) for z in mnist["zoo"]]
     for name, run in runs:
+        name += f" ({run['cpu_kernels']})" if "cpu_kernels" in run else ""
         cells = [_seconds(run[f"{prefix}seconds_to_{t}"]) for t in ("0.990", "0.992", "0.994")]
         lines.append(
             f"| {name} | {' | '.join(cells)} | {run['final_accuracy'] * 100:.2f} % "

@@ -128,6 +128,7 @@ def accuracy_points(history: list[dict]) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     """Trains the recipe on a dataset's arrays and writes its points and examples/s as JSON."""
     from training import datasets
+    from training.runtime import cpu_kernels
 
     parser = argparse.ArgumentParser(description="The keras-io MNIST convnet recipe.")
     parser.add_argument("--dataset", choices=("mnist", "fashion_mnist"), default="mnist")
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     (x_train, y_train), (x_test, y_test) = splits
     result = train_reference(x_train, y_train, x_test, y_test, epochs=args.epochs)
-    Path(args.out).write_text(json.dumps(result))
+    Path(args.out).write_text(json.dumps({**result, "cpu_kernels": cpu_kernels()}))
 
 
 if __name__ == "__main__":

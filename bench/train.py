@@ -84,7 +84,8 @@ def zoo_run(config_name: str, seed: int, runs_root: str, **overrides) -> dict:
         argv += [f"--{key.replace('_', '-')}", str(value)]
     started, wall = timed_process(argv)
     (run_path,) = Path(root).glob("*/*")
-    history = RunDir.open(run_path).read_history()
+    run = RunDir.open(run_path)
+    history = run.read_history()
     points = _with_wall(accuracy_points(history), started)
     examples = sum(row["examples_per_second"] * row["train_seconds"] for row in history)
     return {
@@ -94,12 +95,13 @@ def zoo_run(config_name: str, seed: int, runs_root: str, **overrides) -> dict:
         "points": points,
         "examples_per_second": examples / points[-1]["seconds"],
         "wall_seconds": wall,
+        "cpu_kernels": json.loads(run.metrics_path.read_text())["cpu_kernels"],
     }
 
 
 def summarize(run: dict, targets=MNIST_TARGETS) -> dict:
-    """Seconds to each accuracy on both clocks, final accuracy, training and wall seconds, and
-    the steady CPU use."""
+    """Seconds to each accuracy on both clocks, final accuracy, training and wall seconds, the
+    steady CPU use and the CPU kernels TensorFlow ran."""
     return {
         **{f"seconds_to_{t:.3f}": time_to(run["points"], t) for t in targets},
         **{f"wall_seconds_to_{t:.3f}": time_to(run["points"], t, "wall_seconds") for t in targets},
@@ -108,6 +110,7 @@ def summarize(run: dict, targets=MNIST_TARGETS) -> dict:
         "wall_seconds": run["wall_seconds"],
         "examples_per_second": run["examples_per_second"],
         "cpu_percent": steady_cpu_percent(run["points"]),
+        "cpu_kernels": run["cpu_kernels"],
     }
 
 

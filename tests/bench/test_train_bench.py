@@ -22,19 +22,23 @@ def check_clocks(run: dict, epochs: int) -> None:
     assert summary["seconds_to_0.000"] == pytest.approx(points[0]["seconds"])
 
 
-def test_reference_runs_as_its_own_process():
+def test_reference_runs_as_its_own_process_on_the_users_kernels(monkeypatch):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # as a user's environment may say
     run = reference_run("mnist", 2, limit=600)
     check_clocks(run, epochs=2)
     assert run["examples_per_second"] > 0
+    assert summarize(run)["cpu_kernels"] == "Eigen"
 
 
-def test_zoo_run_is_the_zoo_train_command(tmp_path):
+def test_zoo_run_is_the_zoo_train_command(tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")  # `zoo train` asks for oneDNN itself
     run = zoo_run(
         "mnist_cnn", 0, str(tmp_path), epochs=2, train_limit=512, test_limit=256,
         mixed_precision="off",
     )  # fmt: skip
     check_clocks(run, epochs=2)
     assert run["config"] == "mnist_cnn" and run["last_epoch_examples_per_second"] > 0
+    assert run["cpu_kernels"] == "oneDNN"
     assert len(list(tmp_path.glob("mnist_cnn-seed0-*/*/*/metrics.json"))) == 1  # completed
 
 
