@@ -116,6 +116,12 @@ async def serve(
         worker: one of several processes sharing the ports (``serving.workers``): the ports are
             bound with SO_REUSEPORT, and the supervisor serves the metrics of all.
     """
+    # Signals first: one that arrives while the models load stops the server as soon as it has
+    # started, through the same graceful shutdown as later.
+    stop = stop or asyncio.Event()
+    with contextlib.suppress(ValueError, RuntimeError):  # only possible in the main thread
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     metrics = ServerMetrics()
     health_servicer = health.aio.HealthServicer()
 
@@ -196,10 +202,6 @@ async def serve(
     rest_runner, rest_port = await _start_rest(settings, dataplane, metrics, reuse_port=worker)
     await set_health("", dataplane.ready())
     poller = asyncio.get_running_loop().create_task(_poll_forever(dataplane, settings.poll_seconds))
-    stop = stop or asyncio.Event()
-    with contextlib.suppress(ValueError, RuntimeError):  # only possible in the main thread
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     log.info(
         "Serving %s on %s (%s), REST on port %s, metrics on port %s, %s event loop",
         dataplane.model_names(),

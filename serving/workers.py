@@ -9,25 +9,40 @@ threads are divided between them. The client sees one server:
 - metrics: the workers write prometheus-client's multiprocess files and the supervisor serves
   their sum on the metrics port;
 - hot reload: every worker polls the repository and switches versions by itself;
-- SIGTERM/SIGINT: forwarded to every worker, which drains its in-flight requests; the supervisor
-  exits 0 when all of them did.
+- SIGTERM/SIGINT: forwarded to every worker, which drains its in-flight requests (one still
+  starting exits at once); the supervisor exits 0 when all of them did.
 """
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
 import tempfile
+import threading
+from multiprocessing.connection import wait
 
 from serving.settings import ServerSettings
 
 log = logging.getLogger("zoo.serving")
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def _worker(settings: ServerSettings, threads: int) -> None:
-    """One worker process: TensorFlow limited to its share of the cores, then the server."""
+def _exit_before_serving(_signum, _frame):
+    """SIGTERM/SIGINT to a worker still importing TensorFlow: nothing is in flight yet, so it
+    exits cleanly (code 0) instead of dying of the signal."""
+    raise SystemExit(0)
+
+
+def _worker(settings: ServerSettings, threads: int, listening) -> None:
+    """One worker process: TensorFlow limited to its share of the cores, then the server, whose
+    own signal handlers replace ``_exit_before_serving`` as soon as it runs. ``listening`` (a
+    shared flag) tells the supervisor that the stop signals have a handler from now on."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _exit_before_serving)
+    listening.value = 1
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -50,9 +65,10 @@ def run_workers(settings: ServerSettings) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="zoo-metrics-")
     os.environ[METRICS_DIR_VARIABLE] = metrics_dir  # inherited by the workers, read at import
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked TF state
+    listening = [context.RawValue("b", 0) for _ in range(count)]
     workers = [
-        context.Process(target=_worker, args=(settings, threads), name=f"zoo-worker-{i}")
-        for i in range(count)
+        context.Process(target=_worker, args=(settings, threads, flag), name=f"zoo-worker-{i}")
+        for i, flag in enumerate(listening)
     ]
     metrics_server = None
     try:
@@ -64,11 +80,12 @@ def run_workers(settings: ServerSettings) -> int:
             )
 
         def forward(signum, _frame):
-            for process in workers:
-                if process.is_alive():
-                    os.kill(process.pid, signum)
+            for process, flag in zip(workers, listening, strict=True):
+                threading.Thread(
+                    target=_signal_once_listening, args=(process, flag, signum), daemon=True
+                ).start()
 
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, forward)
         log.info("Started %d workers (%d TensorFlow threads each)", count, threads)
         for process in workers:
@@ -84,3 +101,13 @@ def run_workers(settings: ServerSettings) -> int:
         if metrics_server:
             metrics_server.shutdown()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _signal_once_listening(process, listening, signum: int) -> None:
+    """Sends ``signum`` to a worker as soon as it handles it: a worker whose interpreter is still
+    starting would die of it (exit code -15) instead of stopping cleanly."""
+    while not listening.value:
+        if wait([process.sentinel], timeout=0.01):  # it ended before it listened
+            return
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        os.kill(process.pid, signum)

@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -34,22 +35,51 @@ def counted_predictions(metrics_port: int) -> float:
     )  # fmt: skip
 
 
+class Supervisor:
+    """``zoo serve --workers 2`` as a process, its log read line by line as it comes."""
+
+    def __init__(self, repo: Path, port: int, rest_port: int, metrics_port: int):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "zoo", "serve", "--workers", "2", "--model-repo", str(repo),
+             "--host", "127.0.0.1", "--port", str(port), "--rest-port", str(rest_port),
+             "--metrics-port", str(metrics_port), "--poll-seconds", "0.2",
+             "--grace-seconds", "5"],
+            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, count: int = 1, seconds: float = 120) -> None:
+        deadline = time.monotonic() + seconds
+        while sum(text in line for line in self.lines) < count:
+            assert time.monotonic() < deadline and self.process.poll() is None, "".join(self.lines)
+            time.sleep(0.05)
+
+    def terminate(self) -> tuple[int, str]:
+        """SIGTERM; the exit code and the whole log."""
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self.reader.join(timeout=10)
+        return code, "".join(self.lines)
+
+
 def test_two_workers_share_ports_metrics_and_reloads(make_repo, exported_version, test_images):
     repo = make_repo()
     port, rest_port, metrics_port = free_port(), free_port(), free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "zoo", "serve", "--workers", "2", "--model-repo", str(repo),
-         "--host", "127.0.0.1", "--port", str(port), "--rest-port", str(rest_port),
-         "--metrics-port", str(metrics_port), "--poll-seconds", "0.2", "--grace-seconds", "5"],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    supervisor = Supervisor(repo, port, rest_port, metrics_port)
     images = test_images[0][:2]
     try:
+        supervisor.wait_for("Serving ['mnist']", count=2)  # both workers listen
         deadline = time.monotonic() + 120
         answered = 0
         while answered < 24:  # 24 separate connections, spread by the kernel over the workers
-            assert time.monotonic() < deadline and process.poll() is None, "workers never came up"
+            assert time.monotonic() < deadline, "the workers stopped answering"
             try:
                 assert fresh_client(port).predict("mnist", images)["classes"].shape == (2,)
                 answered += 1
@@ -69,8 +99,16 @@ def test_two_workers_share_ports_metrics_and_reloads(make_repo, exported_version
                 time.sleep(0.2)
         np.testing.assert_equal(fresh_client(port).predict("mnist", images)["classes"].shape, (2,))
     finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=60)
-        log = process.stderr.read()
+        code, log = supervisor.terminate()
     assert code == 0, log[-2000:]
     assert "Started 2 workers" in log
+
+
+def test_sigterm_while_the_workers_start_stops_them_cleanly(make_repo):
+    """Kubernetes may stop a pod that is still starting: every worker, whether it is importing
+    TensorFlow or loading the models, exits 0, and so does the supervisor."""
+    supervisor = Supervisor(make_repo(), free_port(), free_port(), free_port())
+    supervisor.wait_for("Started 2 workers")
+    code, log = supervisor.terminate()
+    assert code == 0, log[-2000:]
+    assert "Workers exited with [0, 0]" in log
