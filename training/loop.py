@@ -262,8 +262,9 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
     policy, reason = runtime.resolve_precision(
         config.mixed_precision, precision_probe(config, info, head, label_format, data)
     )
+    kernels = runtime.cpu_kernels()
     if verbose:
-        print(f"Precision: {policy} ({reason}); CPU kernels: {runtime.cpu_kernels()}", flush=True)
+        print(f"Precision: {policy} ({reason}); CPU kernels: {kernels}", flush=True)
     with runtime.dtype_policy(policy), strategy.scope():
         total_steps = data.steps_per_epoch * config.epochs
 
@@ -314,7 +315,7 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
                "epochs": config.epochs, "test": report, "history": history,
                "train_seconds_this_session": seconds,
                "precision": {"policy": policy, "reason": reason},
-               "cpu_kernels": runtime.cpu_kernels()}  # fmt: skip
+               "cpu_kernels": kernels}  # fmt: skip
     if calibration is not None:
         metrics["calibration"] = calibration
     write_json_atomic(run.metrics_path, metrics)

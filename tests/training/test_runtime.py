@@ -41,10 +41,10 @@ def test_auto_precision_measures_where_the_flags_do_not_settle_it(monkeypatch):
 def test_onednn_kernels_are_asked_for_unless_the_user_chose(monkeypatch):
     monkeypatch.delenv(cpu.ONEDNN_VARIABLE, raising=False)
     cpu.prefer_onednn_kernels()
-    assert cpu.os.environ[cpu.ONEDNN_VARIABLE] == "1"
+    assert os.environ[cpu.ONEDNN_VARIABLE] == "1"
     monkeypatch.setenv(cpu.ONEDNN_VARIABLE, "0")
     cpu.prefer_onednn_kernels()
-    assert cpu.os.environ[cpu.ONEDNN_VARIABLE] == "0", "the user's choice stays"
+    assert os.environ[cpu.ONEDNN_VARIABLE] == "0", "the user's choice stays"
 
 
 @pytest.mark.parametrize(("setting", "kernels"), [("1", "oneDNN"), ("0", "Eigen")])
