@@ -7,9 +7,9 @@ start to the final test accuracy: imports, data loading, the precision probe, th
 evaluation and the final report included. Each epoch's point carries both clocks: ``seconds`` of
 training alone and ``wall_seconds`` since the process started.
 
-Targets (issue 9), on wall time. MNIST: the zoo config reaches 99.2 % in <= 1/4 of the
-reference's time to 99.2 %, and >= 99.5 % (median of 3 seeds) within 1/3 of the reference's
-15-epoch time; the keras-io architecture trained through the zoo's pipeline runs at >= 1.5x the
+Targets (issue 9), on wall time. MNIST: the quick config (``mnist_fastnet_quick``) reaches 99.2 %
+in <= 1/4 of the reference's time to 99.2 %, and the main one (``mnist_fastnet``) >= 99.5 % (median
+of 3 seeds) within 1/3 of the reference's 15-epoch time; the keras-io architecture trained through the zoo's pipeline runs at >= 1.5x the
 reference's examples/s; in steady state the zoo's training keeps the cores busy (>= 90 % of
 each core's time over an epoch: 180 % on 2 cores). Fashion-MNIST: >= 93.5 % within the reference's
 15-epoch time.
@@ -130,33 +130,41 @@ def _ratio(numerator: float, denominator: float | None) -> float | None:
 
 
 def bench_mnist(seeds: int, runs_root: str, quick: bool) -> dict:
-    """The keras-io reference, the zoo's MNIST config over ``seeds`` seeds, and the keras-io
-    architecture trained through the zoo's pipeline, with the targets as ratios."""
+    """The keras-io reference, the zoo's two MNIST configs (99.5 % and 99.2 % fast) over ``seeds``
+    seeds each, and the keras-io architecture trained through the zoo's pipeline, with the
+    targets as ratios."""
     epochs = 2 if quick else 15
     reference = reference_run("mnist", epochs)
-    zoo = [
-        zoo_run("mnist_fastnet", seed, runs_root, **({"epochs": 2} if quick else {}))
-        for seed in range(seeds)
-    ]
+    zoo, fast = (
+        [zoo_run(config, seed, runs_root, **({"epochs": 2} if quick else {}))
+         for seed in range(seeds)]
+        for config in ("mnist_fastnet", "mnist_fastnet_quick")
+    )  # fmt: skip
     # Three epochs, the last one timed: the first pays for tracing, which the reference spreads
     # over 15 epochs.
     cnn = zoo_run("mnist_cnn", 0, runs_root, epochs=3, mixed_precision="auto")
     speed_ratio = cnn["last_epoch_examples_per_second"] / reference["examples_per_second"]
-    clocks = {"wall": "wall_seconds", "train": "seconds"}
-    to_992 = {
-        name: _ratio(_median_time_to(zoo, 0.992, clock), time_to(reference["points"], 0.992, clock))
-        for name, clock in clocks.items()
-    }
+
+    def to_992(runs: list[dict], clock: str) -> float | None:
+        return _ratio(
+            _median_time_to(runs, 0.992, clock), time_to(reference["points"], 0.992, clock)
+        )
+
+    def summaries(runs: list[dict]) -> list[dict]:
+        return [{**summarize(r), "seed": r["seed"], "points": r["points"]} for r in runs]
+
     return {
         "reference": {**summarize(reference), "points": reference["points"]},
-        "zoo": [{**summarize(r), "seed": r["seed"], "points": r["points"]} for r in zoo],
+        "zoo": summaries(zoo),
+        "zoo_quick": summaries(fast),
         "keras_io_architecture_through_zoo_pipeline": {
             "examples_per_second": cnn["last_epoch_examples_per_second"],
             "ratio_to_reference": speed_ratio,
         },
         "targets": {
-            "wall_time_to_99.2_ratio": to_992["wall"],
+            "wall_time_to_99.2_ratio": to_992(fast, "wall_seconds"),
             "time_to_99.2_ratio_target": 0.25,
+            "main_config_wall_time_to_99.2_ratio": to_992(zoo, "wall_seconds"),
             "median_final_accuracy": statistics.median(
                 r["points"][-1]["test_accuracy"] for r in zoo
             ),
@@ -169,7 +177,7 @@ def bench_mnist(seeds: int, runs_root: str, quick: bool) -> dict:
             "median_cpu_percent": statistics.median(steady_cpu_percent(r["points"]) for r in zoo),
             "cpu_percent_target": 90.0 * len(os.sched_getaffinity(0)),
             # The same ratios on training seconds alone, as earlier results reported them.
-            "time_to_99.2_ratio": to_992["train"],
+            "time_to_99.2_ratio": to_992(fast, "seconds"),
             "median_train_seconds_ratio": statistics.median(r["points"][-1]["seconds"] for r in zoo)
             / reference["points"][-1]["seconds"],
         },
@@ -225,19 +233,17 @@ def plot(result: dict, path: Path) -> None:
     for ax, (dataset, (low, high)) in zip(figure.subplots(1, 2), ranges.items(), strict=True):
         data = result[dataset]
         zoo_runs = data["zoo"] if isinstance(data["zoo"], list) else [data["zoo"]]
-        ref = data["reference"]["points"]
-        ax.plot(
-            [p["wall_seconds"] for p in ref],
-            [p["test_accuracy"] for p in ref],
-            "o-",
-            label="keras-io reference",
-        )
-        for index, run in enumerate(zoo_runs):
+        styled = [("o-", "keras-io reference", data["reference"])]
+        styled += [("s-", f"zoo (seed {run.get('seed', 0)})", run) for run in zoo_runs]
+        styled += [
+            ("^--", f"zoo quick (seed {run['seed']})", run) for run in data.get("zoo_quick", [])
+        ]
+        for style, label, run in styled:
             ax.plot(
                 [p["wall_seconds"] for p in run["points"]],
                 [p["test_accuracy"] for p in run["points"]],
-                "s-",
-                label=f"zoo (seed {run.get('seed', 0)})" if index < 3 else None,
+                style,
+                label=label,
             )
         ax.set_ylim(low, high)
         ax.set_xlabel(f"seconds from process start ({os.cpu_count()} CPU cores)")
@@ -269,6 +275,8 @@ def print_table(result: dict) -> None:
     row("keras-io reference", ref)
     for run in mnist["zoo"]:
         row(f"zoo mnist_fastnet seed {run['seed']}", run)
+    for run in mnist["zoo_quick"]:
+        row(f"zoo mnist_fastnet_quick seed {run['seed']}", run)
     print(json_line("targets", mnist["targets"]))
     print(json_line("fashion_mnist targets", result["fashion_mnist"]["targets"]))
 
