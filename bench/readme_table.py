@@ -36,6 +36,21 @@ def _quick_recipe(mnist: dict) -> str:
     return f"`mnist_fastnet_quick`; `mnist_fastnet`: {main:.2f}; "
 
 
+def _fashion_within(zoo: dict, within: float | None, wall: bool) -> str:
+    """The zoo's best Fashion-MNIST accuracy within the reference's time and when it got there;
+    where that was not its last epoch, also where the run ended."""
+    clock, total = ("wall_seconds", "wall_seconds") if wall else ("seconds", "train_seconds")
+    reached = [p[clock] for p in zoo["points"] if p["test_accuracy"] == within]
+    if within is None or not reached:
+        return "no epoch ended within it"
+    cell = f"{within * 100:.2f} % (after {min(reached):.0f} s"
+    if min(reached) < zoo["points"][-1][clock]:
+        epochs = len(zoo["points"])
+        cell += f"; its {epochs} epochs end at {zoo['final_accuracy'] * 100:.2f} % after "
+        cell += f"{zoo[total]:.0f} s"
+    return cell + ")"
+
+
 def training_section(train: dict, pipeline: dict | None) -> list[str]:
     """Training runs and targets. Results with wall times (``clock`` set) are shown and judged
     from process start, evaluation included; earlier ones on training seconds alone."""
@@ -68,7 +83,7 @@ def training_section(train: dict, pipeline: dict | None) -> list[str]:
     targets = mnist["targets"]
     cnn = mnist["keras_io_architecture_through_zoo_pipeline"]
     f_ref, f_zoo, f_targets = fashion["reference"], fashion["zoo"], fashion["targets"]
-    within = f_targets["zoo_accuracy_within_reference_wall"] or 0.0
+    within = f_targets["zoo_accuracy_within_reference_wall"]
     ratio_992 = targets[f"{prefix}time_to_99.2_ratio"]
     time_ratio = targets["median_wall_seconds_ratio" if wall else "median_train_seconds_ratio"]
     lines += [
@@ -88,7 +103,7 @@ def training_section(train: dict, pipeline: dict | None) -> list[str]:
         f"{_met(cnn['ratio_to_reference'] >= 1.5)} |",
         f"| Fashion-MNIST ≥ 93.5 % within the reference's 15-epoch time "
         f"({f_ref[total]:.0f} s; the reference ends at {f_ref['final_accuracy'] * 100:.2f} %) "
-        f"| {within * 100:.2f} % (after {f_zoo[total]:.0f} s) | {_met(within >= 0.935)} |",
+        f"| {_fashion_within(f_zoo, within, wall)} | {_met((within or 0.0) >= 0.935)} |",
     ]
     if "median_cpu_percent" in targets:
         cpu, cpu_target = targets["median_cpu_percent"], targets["cpu_percent_target"]
@@ -226,6 +241,16 @@ def serve_start_line(result: dict) -> str:
     )
 
 
+def _dates(results: dict) -> str:
+    """The day of the results, or each benchmark's day where they were run on different ones."""
+    by_date: dict[str, list[str]] = {}
+    for name, result in sorted(results.items()):
+        by_date.setdefault(result["machine"]["date"][:10], []).append(f"`{name}`")
+    if len(by_date) == 1:
+        return next(iter(by_date))
+    return ", ".join(f"{date} ({', '.join(names)})" for date, names in sorted(by_date.items()))
+
+
 def render() -> str:
     lines = []
     for kind, results in sorted(results_by_kind().items(), key=lambda item: item[0] != LEGACY_KIND):
@@ -233,7 +258,7 @@ def render() -> str:
         lines += [
             f"### {kind}: {machine['cpu']}, {machine['cores']} cores",
             "",
-            f"Measured {machine['date'][:10]}, TensorFlow {machine['tensorflow']}, no GPU; each "
+            f"Measured {_dates(results)}, TensorFlow {machine['tensorflow']}, no GPU; each "
             "target a ratio against the reference measured in the same run.",
             "",
         ]
