@@ -103,7 +103,7 @@ def training_section(train: dict, pipeline: dict | None) -> list[str]:
         f"{_met(cnn['ratio_to_reference'] >= 1.5)} |",
         f"| Fashion-MNIST ≥ 93.5 % within the reference's 15-epoch time "
         f"({f_ref[total]:.0f} s; the reference ends at {f_ref['final_accuracy'] * 100:.2f} %) "
-        f"| {_fashion_within(f_zoo, within, wall)} | {_met((within or 0.0) >= 0.935)} |",
+        f"| {_fashion_within(f_zoo, within, wall)} | {_met(within is not None and within >= 0.935)} |",
     ]
     if "median_cpu_percent" in targets:
         cpu, cpu_target = targets["median_cpu_percent"], targets["cpu_percent_target"]
