@@ -92,12 +92,6 @@ def train_reference(x_train, y_train, x_test, y_test, *, epochs: int = 15, seed:
     return {"points": clock.points, "examples_per_second": examples / clock.train_seconds}
 
 
-def time_to(points: list[dict], target: float, clock: str = "seconds") -> float | None:
-    """Seconds until test accuracy first reached ``target`` (None if never), on ``clock``:
-    ``"seconds"`` (training only) or ``"wall_seconds"`` (from process start)."""
-    return next((p[clock] for p in points if p["test_accuracy"] >= target), None)
-
-
 def reference_throughput(x_train, y_train, steps: int = 100) -> float:
     """examples/s of the reference recipe's ``fit`` over ``steps`` batches of 128, after warm-up."""
     x = x_train[: 128 * steps].astype("float32") / 255

@@ -1,4 +1,5 @@
-"""What every benchmark result carries: the machine it ran on, and where it is written.
+"""What every benchmark result carries (the machine it ran on, and where it is written) and how
+their accuracy points are read.
 
 The machines this project runs on change from day to day (an Intel Xeon with AMX, AMD EPYCs with
 and without AVX-512), and speed depends on which: every result names its CPU kind, and results of
@@ -75,3 +76,9 @@ def percentile(values, q: float) -> float:
     import numpy as np
 
     return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def time_to(points: list[dict], target: float, clock: str = "seconds") -> float | None:
+    """Seconds until test accuracy first reached ``target`` (None if never), on ``clock``:
+    ``"seconds"`` (training only) or ``"wall_seconds"`` (from process start)."""
+    return next((p[clock] for p in points if p["test_accuracy"] >= target), None)

@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.reference import accuracy_points, time_to
-from bench.report import write_result
+from bench.reference import accuracy_points
+from bench.report import time_to, write_result
 from training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]

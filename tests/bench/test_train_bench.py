@@ -4,7 +4,8 @@ test accuracy (issue 9: wall time is what a user waits for)."""
 import numpy as np
 import pytest
 
-from bench.reference import accuracy_points, time_to
+from bench.reference import accuracy_points
+from bench.report import time_to
 from bench.train import reference_run, summarize, zoo_run
 
 
