@@ -7,9 +7,10 @@ without a kind in their name were measured on an Intel Xeon with AMX, before res
 """
 
 import json
+import statistics
 from pathlib import Path
 
-from bench.report import RESULTS, time_to
+from bench.report import RESULTS, as_runs, time_to
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -51,6 +52,29 @@ def _fashion_within(zoo: dict, within: float | None, wall: bool) -> str:
     return cell + ")"
 
 
+def _fashion_cell(fashion: dict, wall: bool) -> str:
+    """The Fashion-MNIST target's measured cell: one run's, or the median over seeds and each
+    seed's."""
+    zoo, targets = as_runs(fashion["zoo"]), fashion["targets"]
+    within = targets["zoo_accuracy_within_reference_wall"]
+    if len(zoo) == 1:
+        return _fashion_within(zoo[0], within, wall)
+    per_seed = targets["zoo_accuracy_within_reference_wall_per_seed"]
+    seeds = "; ".join(
+        f"seed {run['seed']}: {_fashion_within(run, accuracy, wall)}"
+        for run, accuracy in zip(zoo, per_seed, strict=True)
+    )
+    median = "–" if within is None else f"{within * 100:.2f} %"
+    return f"{median}, median of {len(zoo)} seeds; {seeds}"
+
+
+def _reference_runs(references: list[dict]) -> str:
+    """How the reference's time was taken, where it ran more than once."""
+    if len(references) == 1:
+        return ""
+    return f"median of its {len(references)} runs, before and after the zoo's: "
+
+
 def training_section(train: dict, pipeline: dict | None) -> list[str]:
     """Training runs and targets. Results with wall times (``clock`` set) are shown and judged
     from process start, evaluation included; earlier ones on training seconds alone."""
@@ -68,7 +92,11 @@ def training_section(train: dict, pipeline: dict | None) -> list[str]:
         "| MNIST run | to 99.0 % | to 99.2 % | to 99.4 % | final | seconds | examples/s | CPU |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    runs = [("keras-io reference, 15 epochs", mnist["reference"])]
+    references = as_runs(mnist["reference"])
+    runs = [
+        (f"keras-io reference, 15 epochs{f', run {n}' if len(references) > 1 else ''}", run)
+        for n, run in enumerate(references, 1)
+    ]
     runs += [(f"zoo `mnist_fastnet`, seed {z['seed']}", z) for z in mnist["zoo"]]
     runs += [
         (f"zoo `mnist_fastnet_quick`, seed {z['seed']}", z) for z in mnist.get("zoo_quick", [])
@@ -82,8 +110,9 @@ def training_section(train: dict, pipeline: dict | None) -> list[str]:
         )
     targets = mnist["targets"]
     cnn = mnist["keras_io_architecture_through_zoo_pipeline"]
-    f_ref, f_zoo, f_targets = fashion["reference"], fashion["zoo"], fashion["targets"]
-    within = f_targets["zoo_accuracy_within_reference_wall"]
+    f_refs = as_runs(fashion["reference"])
+    within = fashion["targets"]["zoo_accuracy_within_reference_wall"]
+    f_finals = " / ".join(f"{r['final_accuracy'] * 100:.2f}" for r in f_refs)
     ratio_992 = targets[f"{prefix}time_to_99.2_ratio"]
     time_ratio = targets["median_wall_seconds_ratio" if wall else "median_train_seconds_ratio"]
     lines += [
@@ -96,20 +125,23 @@ def training_section(train: dict, pipeline: dict | None) -> list[str]:
         f"| MNIST ≥ 99.5 %, median of {len(mnist['zoo'])} seeds | "
         f"{targets['median_final_accuracy'] * 100:.2f} % | "
         f"{_met(targets['median_final_accuracy'] >= 0.995)} |",
-        f"| … within 1/3 of the reference's 15-epoch time | {time_ratio:.2f} of it | "
+        f"| … within 1/3 of the reference's 15-epoch time ({_reference_runs(references)}"
+        f"{statistics.median(r[total] for r in references):.0f} s) | {time_ratio:.2f} of it | "
         f"{_met(time_ratio <= 1 / 3)} |",
         f"| keras-io architecture through the zoo's pipeline ≥ 1.5× the reference's examples/s | "
         f"{cnn['ratio_to_reference']:.2f}× ({cnn['examples_per_second']:,.0f} examples/s) | "
         f"{_met(cnn['ratio_to_reference'] >= 1.5)} |",
         f"| Fashion-MNIST ≥ 93.5 % within the reference's 15-epoch time "
-        f"({f_ref[total]:.0f} s; the reference ends at {f_ref['final_accuracy'] * 100:.2f} %) "
-        f"| {_fashion_within(f_zoo, within, wall)} | {_met(within is not None and within >= 0.935)} |",
+        f"({_reference_runs(f_refs)}{statistics.median(r[total] for r in f_refs):.0f} s; "
+        f"the reference ends at {f_finals} %) | {_fashion_cell(fashion, wall)} | "
+        f"{_met(within is not None and within >= 0.935)} |",
     ]
     if "median_cpu_percent" in targets:
         cpu, cpu_target = targets["median_cpu_percent"], targets["cpu_percent_target"]
         lines.append(
             f"| the zoo's training keeps the cores busy: ≥ {cpu_target:.0f} % CPU over an epoch "
-            f"(the reference: {_percent(mnist['reference'])}) | {cpu:.0f} % (median) | "
+            f"(the reference: {' / '.join(_percent(r) for r in references)}) | {cpu:.0f} % "
+            "(median) | "
             f"{_met(cpu >= cpu_target)} |"
         )
     if pipeline is not None:

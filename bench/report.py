@@ -82,3 +82,9 @@ def time_to(points: list[dict], target: float, clock: str = "seconds") -> float 
     """Seconds until test accuracy first reached ``target`` (None if never), on ``clock``:
     ``"seconds"`` (training only) or ``"wall_seconds"`` (from process start)."""
     return next((p[clock] for p in points if p["test_accuracy"] >= target), None)
+
+
+def as_runs(value: dict | list[dict]) -> list[dict]:
+    """A benchmark side's runs: a list in results that repeat it, one run (a dict) in earlier
+    ones."""
+    return value if isinstance(value, list) else [value]

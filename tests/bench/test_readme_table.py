@@ -1,78 +1,152 @@
-"""The README's benchmark tables: the recipe each MNIST target was measured on, when the
-Fashion-MNIST run reached its accuracy within the reference's time, and the day of each result."""
+"""The README's benchmark tables: the recipe each MNIST target was measured on, the reference's
+runs and their median, when each Fashion-MNIST run reached its accuracy within the reference's
+time, and the day of each result; for results with repeated sides and for earlier ones."""
 
 import copy
-import json
 
 from bench.readme_table import _dates, training_section
-from bench.report import RESULTS
+from bench.train import fashion_targets, mnist_targets, summaries
 
-RESULT = json.loads((RESULTS / "train-amd-avx2.json").read_text())
+
+def run(walls_and_accuracies, *, seed=None, start_up=8.0):
+    """A training run's record as ``bench.train`` keeps it: one point per epoch."""
+    points = [
+        {"epoch": epoch, "seconds": wall - start_up, "wall_seconds": wall,
+         "test_accuracy": accuracy, "cpu_percent": 184.0}
+        for epoch, (wall, accuracy) in enumerate(walls_and_accuracies, 1)
+    ]  # fmt: skip
+    record = {"points": points, "wall_seconds": points[-1]["wall_seconds"] + 3.0,
+              "examples_per_second": 2000.0, "cpu_kernels": "oneDNN",
+              "last_epoch_examples_per_second": 4000.0}  # fmt: skip
+    return record if seed is None else {**record, "seed": seed}
+
+
+MNIST_REFERENCE = [(20.0 * epoch, 0.975 + 0.0013 * epoch) for epoch in range(1, 16)]
+FASHION_REFERENCE = [(20.0 * epoch, 0.85 + 0.004 * epoch) for epoch in range(1, 16)]
+
+
+def train_result(mnist_references=2, fashion_zoo=None, fashion_references=2) -> dict:
+    """A ``zoo bench train`` result of repeated references, built by the bench's own functions."""
+    references = [run(MNIST_REFERENCE) for _ in range(mnist_references)]
+    zoo = [run([(35.0, 0.991), (70.0, 0.9945), (100.0, 0.995 + seed / 1e4)], seed=seed)
+           for seed in range(3)]  # fmt: skip
+    quick = [run([(30.0, 0.990), (40.0, 0.9925)], seed=seed) for seed in range(3)]
+    cnn = run([(20.0, 0.98)])
+    f_references = [run(FASHION_REFERENCE) for _ in range(fashion_references)]
+    f_zoo = fashion_zoo or [run([(150.0, 0.90), (290.0, 0.925)], seed=0)]
+    fashion_targets_ = (0.90, 0.92, 0.935)
+    return {
+        "clock": "wall seconds",
+        "mnist": {
+            "reference": summaries(references),
+            "zoo": summaries(zoo),
+            "zoo_quick": summaries(quick),
+            "keras_io_architecture_through_zoo_pipeline": {
+                "examples_per_second": 4000.0, "ratio_to_reference": 2.0,
+            },
+            "targets": mnist_targets(references, zoo, quick, cnn),
+        },
+        "fashion_mnist": {
+            "reference": summaries(f_references, fashion_targets_),
+            "zoo": summaries(f_zoo, fashion_targets_),
+            "targets": fashion_targets(f_references, f_zoo),
+        },
+    }  # fmt: skip
+
+
+def single_runs(result: dict) -> dict:
+    """The same result as results measured before the bench repeated its sides: one reference
+    run (a dict) and one Fashion-MNIST run (a dict)."""
+    result = copy.deepcopy(result)
+    result["mnist"]["reference"] = result["mnist"]["reference"][0]
+    for side in ("reference", "zoo"):
+        result["fashion_mnist"][side] = result["fashion_mnist"][side][0]
+    return result
+
+
+def lines_starting(prefix: str, result: dict) -> list[str]:
+    return [line for line in training_section(result, None) if line.startswith(prefix)]
 
 
 def test_results_without_a_quick_recipe_judge_the_main_one():
-    result = copy.deepcopy(RESULT)
-    result["mnist"].pop("zoo_quick", None)  # as in results measured before it existed
+    result = train_result()
+    result["mnist"].pop("zoo_quick")  # as in results measured before it existed
     lines = training_section(result, pipeline=None)
     assert not any("mnist_fastnet_quick" in line for line in lines)
-    (target,) = [line for line in lines if line.startswith("| MNIST 99.2 %")]
+    (target,) = lines_starting("| MNIST 99.2 %", result)
     assert "(median of 3 seeds)" in target
 
 
 def test_the_quick_recipe_has_its_rows_and_the_99_2_target():
-    result = copy.deepcopy(RESULT)
-    mnist = result["mnist"]
-    mnist["zoo_quick"] = copy.deepcopy(mnist["zoo"])
-    main_ratio = mnist["targets"]["wall_time_to_99.2_ratio"]
-    mnist["targets"]["main_config_wall_time_to_99.2_ratio"] = main_ratio
-    mnist["targets"]["wall_time_to_99.2_ratio"] = 0.2
+    result = train_result()
+    targets = result["mnist"]["targets"]
     lines = training_section(result, pipeline=None)
     assert sum("zoo `mnist_fastnet_quick`, seed" in line for line in lines) == 3
-    (target,) = [line for line in lines if line.startswith("| MNIST 99.2 %")]
-    assert f"0.20 of it (`mnist_fastnet_quick`; `mnist_fastnet`: {main_ratio:.2f};" in target
+    (target,) = lines_starting("| MNIST 99.2 %", result)
+    # Quick: 40 s against the reference's 20 x 14 = 280 s to 99.2 %; main: 70 s.
+    assert targets["wall_time_to_99.2_ratio"] == 40.0 / 280.0
+    assert "0.14 of it (`mnist_fastnet_quick`; `mnist_fastnet`: 0.25;" in target
     assert target.endswith("| yes |")
 
 
-def _fashion_target(result: dict) -> str:
-    (target,) = [
-        line for line in training_section(result, pipeline=None) if "Fashion-MNIST" in line
+def test_each_reference_run_has_its_row_and_the_target_names_their_median():
+    result = train_result()
+    references = lines_starting("| keras-io reference", result)
+    assert [row.split(" (")[0] for row in references] == [
+        "| keras-io reference, 15 epochs, run 1",
+        "| keras-io reference, 15 epochs, run 2",
     ]
+    (target,) = lines_starting("| … within 1/3", result)
+    assert "(median of its 2 runs, before and after the zoo's: 303 s)" in target
+    assert "| 0.34 of it | **no** |" in target  # 103 s of the zoo's against 303 s
+    (target,) = lines_starting("| Fashion-MNIST", result)
+    assert "(median of its 2 runs, before and after the zoo's: 303 s; " in target
+    assert "the reference ends at 91.00 / 91.00 %)" in target
+
+
+def _fashion_target(result: dict) -> str:
+    (target,) = lines_starting("| Fashion-MNIST", result)
     return target
 
 
-def _fashion_points(accuracies_and_walls):
-    return [
-        {"epoch": i + 1, "test_accuracy": a, "wall_seconds": w, "seconds": w - 8}
-        for i, (a, w) in enumerate(accuracies_and_walls)
-    ]
-
-
 def test_fashion_target_says_when_the_best_epoch_within_the_reference_ended():
-    result = copy.deepcopy(RESULT)
-    fashion = result["fashion_mnist"]
-    fashion["reference"]["wall_seconds"] = 300.0
-    fashion["zoo"].update(
-        points=_fashion_points([(0.90, 150.0), (0.915, 280.0), (0.925, 330.0)]),
-        final_accuracy=0.925,
-        wall_seconds=333.0,
-    )
-    fashion["targets"]["zoo_accuracy_within_reference_wall"] = 0.915
+    zoo = [run([(150.0, 0.90), (280.0, 0.915), (330.0, 0.925)], seed=0)]
+    result = single_runs(train_result(fashion_zoo=zoo))
     target = _fashion_target(result)
     assert "| 91.50 % (after 280 s; its 3 epochs end at 92.50 % after 333 s) | **no** |" in target
 
 
 def test_fashion_target_of_a_run_that_ended_within_the_reference():
-    result = copy.deepcopy(RESULT)
-    fashion = result["fashion_mnist"]
-    fashion["zoo"].update(points=_fashion_points([(0.90, 150.0), (0.936, 290.0)]))
-    fashion["targets"]["zoo_accuracy_within_reference_wall"] = 0.936
+    zoo = [run([(150.0, 0.90), (290.0, 0.936)], seed=0)]
+    result = single_runs(train_result(fashion_zoo=zoo))
     assert _fashion_target(result).endswith("| 93.60 % (after 290 s) | yes |")
 
 
 def test_fashion_target_where_no_epoch_ended_within_the_reference():
-    result = copy.deepcopy(RESULT)
-    result["fashion_mnist"]["targets"]["zoo_accuracy_within_reference_wall"] = None
+    zoo = [run([(310.0, 0.90)], seed=0)]
+    result = single_runs(train_result(fashion_zoo=zoo))
     assert _fashion_target(result).endswith("| no epoch ended within it | **no** |")
+
+
+def test_fashion_target_over_seeds_gives_their_median_and_each_seed():
+    zoo = [
+        run([(150.0, 0.90), (280.0, 0.921), (330.0, 0.925)], seed=0),
+        run([(150.0, 0.90), (290.0, 0.925)], seed=1),
+    ]
+    target = _fashion_target(train_result(fashion_zoo=zoo))
+    assert target.endswith(
+        "| 92.30 %, median of 2 seeds; seed 0: 92.10 % (after 280 s; its 3 epochs end at "
+        "92.50 % after 333 s); seed 1: 92.50 % (after 290 s) | **no** |"
+    )
+
+
+def test_fashion_target_over_seeds_where_one_had_no_epoch_within():
+    zoo = [run([(150.0, 0.90), (290.0, 0.94)], seed=0), run([(320.0, 0.94)], seed=1)]
+    target = _fashion_target(train_result(fashion_zoo=zoo))
+    assert target.endswith(
+        "| –, median of 2 seeds; seed 0: 94.00 % (after 290 s); "
+        "seed 1: no epoch ended within it | **no** |"
+    )
 
 
 def test_dates_name_each_benchmark_where_they_differ():

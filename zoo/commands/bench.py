@@ -24,7 +24,10 @@ def add_parser(subparsers):
 def add_arguments(parser) -> None:
     parser.add_argument("which", choices=["pipeline", "train", "serve"])
     parser.add_argument("--quick", action="store_true", help="train: 2 epochs and one seed")
-    parser.add_argument("--seeds", type=int, default=3, help="train: seeds of the zoo config")
+    parser.add_argument("--seeds", type=int, default=3, help="train: seeds of the MNIST configs")
+    parser.add_argument(
+        "--fashion-seeds", type=int, default=2, help="train: seeds of the Fashion-MNIST config"
+    )
     parser.add_argument(
         "--data-dir", help="train: folder with fashion_mnist.npz (default: $ZOO_DATA_DIR)"
     )
@@ -47,7 +50,12 @@ def run(args) -> int:
     elif args.which == "train":
         from bench import train
 
-        train.run(seeds=1 if args.quick else args.seeds, quick=args.quick, data_dir=args.data_dir)
+        train.run(
+            seeds=1 if args.quick else args.seeds,
+            fashion_seeds=1 if args.quick else args.fashion_seeds,
+            quick=args.quick,
+            data_dir=args.data_dir,
+        )
     else:
         from bench import serve
 
