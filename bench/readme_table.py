@@ -255,10 +255,13 @@ LEGACY_KIND = "intel-amx"
 
 
 def results_by_kind() -> dict[str, dict[str, dict]]:
-    """``{kind: {benchmark name: result}}`` of every results file."""
+    """``{kind: {benchmark name: result}}`` of every results file but the smoke runs' (``--quick``:
+    2 epochs, kept out of git), which measure nothing the README should show."""
     found: dict[str, dict[str, dict]] = {}
     for path in sorted(RESULTS.glob("*.json")):
         name, _, kind = path.stem.partition("-")
+        if name.endswith("_quick"):
+            continue
         found.setdefault(kind or LEGACY_KIND, {})[name] = json.loads(path.read_text())
     return found
 

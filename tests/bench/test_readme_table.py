@@ -3,8 +3,10 @@ runs and their median, when each Fashion-MNIST run reached its accuracy within t
 time, and the day of each result; for results with repeated sides and for earlier ones."""
 
 import copy
+import json
 
-from bench.readme_table import _dates, training_section
+from bench import readme_table
+from bench.readme_table import _dates, results_by_kind, training_section
 from bench.train import fashion_targets, mnist_targets, summaries
 
 
@@ -161,3 +163,13 @@ def test_dates_name_each_benchmark_where_they_differ():
         "pipeline": dated("2026-11-29"),
     }
     assert _dates(mixed) == "2026-11-29 (`pipeline`, `serve`), 2026-11-30 (`train`)"
+
+
+def test_smoke_runs_stay_out_of_the_readme(tmp_path, monkeypatch):
+    for name in ("train-amd-avx2", "train_quick-amd-avx2", "serve"):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"name": name}))
+    monkeypatch.setattr(readme_table, "RESULTS", tmp_path)
+    assert results_by_kind() == {
+        "amd-avx2": {"train": {"name": "train-amd-avx2"}},
+        "intel-amx": {"serve": {"name": "serve"}},
+    }
