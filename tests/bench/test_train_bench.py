@@ -79,8 +79,8 @@ def test_mnist_targets_take_the_references_median_and_count_a_miss_with_its_whol
     references = [_run([(100.0, 0.990), (200.0, 0.992)]), _run([(120.0, 0.990), (260.0, 0.991)])]
     zoo = [_run([(30.0, 0.993), (60.0, 0.995 + s / 1e3)], seed=s) for s in range(3)]
     quick = [_run([(50.0, 0.992)], seed=s) for s in range(3)]
-    cnn = {"last_epoch_examples_per_second": 1500.0}
-    targets = mnist_targets(references, zoo, quick, cnn)
+    cnns = [{"last_epoch_examples_per_second": eps} for eps in (1400.0, 1600.0)]
+    targets = mnist_targets(references, zoo, quick, cnns)
     assert targets["reference_runs"] == 2
     assert targets["reference_wall_seconds"] == 232.0  # median of 202 and 262
     assert targets["wall_time_to_99.2_ratio"] == 50.0 / 230.0  # median of 200 and 260 (whole run)
