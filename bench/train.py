@@ -15,8 +15,9 @@ keeps the cores busy (>= 90 % of each core's time over an epoch: 180 % on 2 core
 Fashion-MNIST: >= 93.5 % within the reference's 15-epoch time.
 
 Each reference runs twice, before and after the zoo's runs (so does the keras-io architecture
-through the zoo's pipeline, inside them), and the median of its two runs is the denominator: this host's phases moved one and the same reference between 296 and 376 s, so a
-single run could decide a target by when it happened to run.
+through the zoo's pipeline, inside them), and the median of its two runs is the denominator: this
+host's phases moved one and the same reference between 296 and 376 s, so a single run could decide
+a target by when it happened to run.
 """
 
 import json
