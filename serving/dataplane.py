@@ -14,7 +14,7 @@ from serving.batching import DirectRunner, DynamicBatcher
 from serving.errors import NotFound
 from serving.metrics import ServerMetrics
 from serving.repository import ModelRepository, VersionStatus, read_model_config
-from serving.runtime import LoadedVersion, Signature, release_memory
+from serving.runtime import LoadedVersion, Signature, settle_heap
 from serving.settings import ServerSettings
 from serving.validation import validate_inputs
 
@@ -66,7 +66,7 @@ class DataPlane:
     async def _retire(self, runners: list) -> None:
         for runner in runners:
             await runner.close()
-        await asyncio.get_running_loop().run_in_executor(self.load_threads, release_memory)
+        await asyncio.get_running_loop().run_in_executor(self.load_threads, settle_heap)
 
     def _refresh_version_gauge(self) -> None:
         for name in self.repository.model_names():

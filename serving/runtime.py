@@ -42,11 +42,18 @@ class Signature:
         return {k: v.numpy() for k, v in outputs.items()}
 
 
-def release_memory() -> None:
-    """Frees what an unloaded version left: its objects sit in reference cycles (TensorFlow's
-    restored functions refer to their owners) that only the cyclic collector frees, and glibc
-    keeps freed blocks in its arenas unless asked to return them to the system."""
+def settle_heap() -> None:
+    """Runs after a version loads or unloads: collects whatever the change left in reference
+    cycles, asks glibc to return freed blocks to the system, then freezes what survives.
+
+    Frozen objects (TensorFlow's, Keras', the models' and the server's own: about 340,000 with one
+    MNIST model loaded) are out of the collector's sight until the next change, so the full
+    collections Python starts by itself now and then walk only what requests allocated: under 1 ms
+    instead of 130-150 ms with every request waiting, measured on 2 cores under load. Unfreezing
+    first lets this collection see what an unloaded version left."""
+    gc.unfreeze()
     gc.collect()
+    gc.freeze()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
