@@ -79,6 +79,16 @@ def test_reference_convnet_matches_keras_io_parameter_count():
     assert 0.26e6 < models.create_model("resnet20").count_params() < 0.28e6
 
 
+def test_fastnet_hidden_layer_sits_between_the_features_and_the_head():
+    plain = models.create_model("mnist_fastnet", batch_norm=False)
+    hidden = models.create_model("mnist_fastnet", batch_norm=False, hidden_units=512)
+    features = 3 * 3 * 128  # three 2x2 poolings of 28x28, 128 channels
+    added = features * 512 + 512 + 512 * 10 + 10 - (features * 10 + 10)
+    assert hidden.count_params() - plain.count_params() == added
+    dense = [layer for layer in hidden.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.units for layer in dense] == [512, 10]
+
+
 def test_list_models_pattern_and_at_least_five_architectures():
     assert len(models.list_models()) >= 5
     assert models.list_models("resnet*") == ["resnet20", "resnet56"]
