@@ -56,7 +56,9 @@ def test_sigkill_then_resume_continues_from_checkpoint(tmp_path):
     process.wait()
     assert checkpoint is not None, "training never wrote its second checkpoint"
     run = RunDir(checkpoint.parent.parent)
-    killed_at = run.read_state()["epochs_done"]
+    # The newest checkpoint, not the state file: the kill may land between the checkpoint's rename
+    # and the state's update, and resuming goes by the checkpoints.
+    killed_at, _ = run.latest_checkpoint()
     assert run.read_state()["status"] == "running" and 2 <= killed_at < 8
 
     user_environment = environment()
