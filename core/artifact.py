@@ -126,12 +126,20 @@ def signature_spec(task: str, input_shape, num_classes: int) -> dict[str, Signat
     return spec
 
 
+def parse_version(text: str) -> int | None:
+    """A version number written in ASCII digits (a folder's name, a URL's or a request's field),
+    or None for anything else. ``str.isdigit`` alone would also pass "²" (which ``int`` refuses)
+    and "١" (which ``int`` reads as 1, a folder that is not ``1/``)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def existing_versions(model_dir: str | os.PathLike) -> list[int]:
     """The integer version folders of a model, ascending (hidden temporary folders are ignored)."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    versions = (parse_version(p.name) for p in model_dir.iterdir() if p.is_dir())
+    return sorted(v for v in versions if v is not None)
 
 
 def version_stamp(version_dir: str | os.PathLike) -> float:

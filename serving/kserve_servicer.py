@@ -9,6 +9,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from core import __version__
+from core.artifact import parse_version
 from serving.converters import NUMPY_TO_V2, infer_tensor_to_numpy, numpy_to_raw
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, deadline_of, grpc_errors
@@ -20,9 +21,12 @@ PLATFORM = "tensorflow_savedmodel"
 def _version(text: str) -> int | None:
     if not text:
         return None
-    if not text.isdigit():
-        raise InvalidArgument(f"model_version must be an integer string. Received: {text!r}")
-    return int(text)
+    version = parse_version(text)
+    if version is None:
+        raise InvalidArgument(
+            f"model_version must be a non-negative integer string. Received: {text!r}"
+        )
+    return version
 
 
 def _tensor_metadata(spec) -> service_pb2.ModelMetadataResponse.TensorMetadata:

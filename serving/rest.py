@@ -25,6 +25,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from core import __version__
+from core.artifact import parse_version
 from core.images import ImageError, image_from_bytes
 from core.outputs import ranked
 from serving import rest_codec
@@ -40,9 +41,10 @@ OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
 def _version(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit():
-        raise InvalidArgument(f"The version must be an integer. Received: {text!r}")
-    return int(text)
+    version = parse_version(text)
+    if version is None:
+        raise InvalidArgument(f"The version must be a non-negative integer. Received: {text!r}")
+    return version
 
 
 def _route_name(request: web.Request) -> str:
@@ -58,6 +60,11 @@ async def _json_body(request: web.Request) -> dict:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InvalidArgument(f"The body is not valid JSON: {error}.") from None
+    except RecursionError:
+        raise InvalidArgument(
+            "The body nests its JSON deeper than the decoder allows; tensors need a level per "
+            "dimension only."
+        ) from None
     if not isinstance(body, dict):
         raise InvalidArgument("The body must be a JSON object.")
     return body

@@ -15,9 +15,18 @@ from serving.converters import NUMPY_TO_V2, V2_TO_NUMPY
 from serving.errors import InvalidArgument
 from serving.runtime import TensorSpec
 
+MAX_NESTING = 64
+"""Most levels of nested lists in a tensor's JSON value: NumPy's limit on dimensions."""
 
-def decode_b64(value, name: str):
-    """``{"b64": "..."}`` -> bytes; other values unchanged, lists recursively."""
+
+def decode_b64(value, name: str, depth: int = 0):
+    """``{"b64": "..."}`` -> bytes; other values unchanged, lists recursively (at most
+    ``MAX_NESTING`` deep, so no body can exhaust the interpreter's stack)."""
+    if depth > MAX_NESTING:
+        raise InvalidArgument(
+            f"Input {name!r}: lists nested deeper than {MAX_NESTING} levels; a tensor needs one "
+            "level per dimension."
+        )
     if isinstance(value, dict):
         if set(value) != {"b64"} or not isinstance(value["b64"], str):
             raise InvalidArgument(
@@ -29,7 +38,7 @@ def decode_b64(value, name: str):
         except (binascii.Error, ValueError) as error:
             raise InvalidArgument(f"Input {name!r}: invalid base64 ({error}).") from None
     if isinstance(value, list):
-        return [decode_b64(item, name) for item in value]
+        return [decode_b64(item, name, depth + 1) for item in value]
     return value
 
 
@@ -59,9 +68,11 @@ def to_array(value, spec: TensorSpec, name: str) -> np.ndarray:
             f"of shape {list(spec.shape)}."
         ) from None
     if wide.dtype == object:
-        if not all(isinstance(v, (int, bool)) for v in wide.ravel()):
+        not_integer = next((v for v in wide.ravel() if not isinstance(v, (int, bool))), None)
+        if not_integer is not None:
             raise InvalidArgument(
-                f"Input {name!r}: expected {spec.dtype.name} values of shape {list(spec.shape)}."
+                f"Input {name!r}: value {not_integer!r} is not an integer; expected "
+                f"{spec.dtype.name} values of shape {list(spec.shape)}."
             )
         if spec.dtype.kind in "iu":
             limits = np.iinfo(spec.dtype)

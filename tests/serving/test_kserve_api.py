@@ -75,8 +75,9 @@ def test_errors_name_the_tensor(triton_client, test_images):
     tensor.set_data_from_numpy(images[:1])
     with pytest.raises(InferenceServerException, match="Model 'nope' not found"):
         triton_client.infer("nope", [tensor])
-    with pytest.raises(InferenceServerException, match="model_version must be an integer string"):
-        triton_client.infer("mnist", [tensor], model_version="latest")
+    for version in ("latest", "-1", "\u00b2"):  # "²" passes str.isdigit, not int()
+        with pytest.raises(InferenceServerException, match="must be a non-negative integer"):
+            triton_client.infer("mnist", [tensor], model_version=version)
 
 
 def test_unimplemented_extensions_say_so(channel):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from helpers import loopback_settings
 
+from core.artifact import existing_versions, versions_on_disk
 from serving.client import PredictionClient, predict_request
 from serving.repository import ModelConfigError, VersionPolicy, read_model_config
 from serving.runtime import settle_heap
@@ -82,6 +83,16 @@ def test_version_that_fails_to_load_never_replaces_a_working_one(make_repo, test
         assert status.status.error_code != 0 and status.status.error_message
         assert served_version(client, test_images[0][:1]) == 1
         assert {s.version: s.state for s in client.status("mnist")}[1] == 30
+
+
+def test_only_folders_named_in_ascii_digits_are_versions(tmp_path):
+    # "²" passes str.isdigit but int() refuses it: it crashed every poll of the repository;
+    # int("١") is 1, a folder that is not 1/.
+    for name in ("1", "\u00b2", "\u0661", "2x"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "saved_model.pb").write_bytes(b"")
+    assert existing_versions(tmp_path) == [1]
+    assert list(versions_on_disk(tmp_path)) == [1]
 
 
 def test_removed_version_is_unloaded(make_repo, test_images):
