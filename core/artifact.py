@@ -200,4 +200,8 @@ def read_metadata(version_dir: str | os.PathLike) -> ModelMetadata | None:
     path = Path(version_dir) / METADATA_PATH
     if not path.is_file():
         return None
-    return parse_metadata(path.read_text(), str(path))
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as error:
+        raise ArtifactError(f"{path} is not UTF-8 text: {error}") from None
+    return parse_metadata(text, str(path))

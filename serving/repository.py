@@ -91,7 +91,7 @@ def read_model_config(path: str, defaults: BatchingOptions) -> list[ModelConfig]
     batching}}``; relative base paths are relative to the file."""
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise ModelConfigError(f"Cannot read model config {path!r}: {error}") from None
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict) or not models:

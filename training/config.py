@@ -192,7 +192,7 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"Config file {str(path)!r} does not exist.")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
         raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {str(path)!r} must hold a mapping of keys to values.")

@@ -177,6 +177,13 @@ def test_version_policies():
     assert VersionPolicy("specific", versions=(2, 9)).select([1, 2]) == {2}
 
 
+def test_a_model_config_that_is_not_text_is_refused(tmp_path):
+    path = tmp_path / "models.yaml"
+    path.write_bytes(b"models:\n  \xc6\xff: {}\n")
+    with pytest.raises(ModelConfigError, match="Cannot read model config .*utf-8"):
+        read_model_config(str(path), BatchingOptions())
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

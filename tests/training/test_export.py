@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.artifact import read_metadata
+from core.artifact import ArtifactError, read_metadata
 from training import datasets
 from training.config import build_config
 from training.export import ExportError, export_run
@@ -144,3 +144,10 @@ def test_export_cli_errors_exit_2(tmp_path, capsys, mnist_run):
     (unfinished / "run.json").write_text("{}")
     assert cli.main(["export", str(unfinished), "--name", "m", "--repo", str(tmp_path)]) == 2
     assert "did not finish" in capsys.readouterr().err
+
+
+def test_metadata_that_is_not_text_is_an_artifact_error(tmp_path):
+    (tmp_path / "assets.extra").mkdir()
+    (tmp_path / "assets.extra" / "zoo.json").write_bytes(b'{"task": "\xc6\xff"}')
+    with pytest.raises(ArtifactError, match="zoo.json is not UTF-8 text"):
+        read_metadata(tmp_path)

@@ -123,6 +123,16 @@ def test_bad_train_input_exits_2_with_the_choices(argv, message, tmp_path, capsy
     assert not (tmp_path / "runs").exists(), "nothing half-written"
 
 
+def test_a_config_file_that_is_not_text_exits_2(tmp_path, capsys):
+    config = tmp_path / "binary.yaml"
+    config.write_bytes(b"\x89PNG\r\n\x1a\n\xc6\xff")
+    code, err = run_cli(
+        "train", "--config", str(config), "--runs-root", str(tmp_path / "runs"), capsys=capsys
+    )
+    assert code == 2 and f"Config file {str(config)!r} is not valid YAML" in err
+    assert "Traceback" not in err
+
+
 def test_unknown_config_key_in_yaml(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text("model: mlp\nlearning_rate: 0.1\n")
