@@ -12,16 +12,36 @@ class ImageError(ValueError):
     """Bytes or a feature that do not hold an image of the expected shape."""
 
 
+MAX_IMAGE_PIXELS = 4096 * 4096
+"""Largest image decoded, checked from its header. A PNG of one colour compresses thousands to one:
+without a bound, a 17 KB request had the server decode 144 megapixels (PIL itself refuses only past
+179 megapixels, and raised an error the server answered as internal)."""
+
+
 def decode_image(data: bytes, shape: tuple[int, int, int], what: str = "image") -> np.ndarray:
     """PNG/JPEG bytes as uint8 ``shape``, converted to the model's channels (L or RGB) and
-    resized to its height and width."""
+    resized to its height and width; ImageError for anything else or over ``MAX_IMAGE_PIXELS``
+    (checked from the header, before any pixel is decoded)."""
     from PIL import Image, UnidentifiedImageError
 
     height, width, channels = shape
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise ImageError(
+                    f"{what}: {image.width}x{image.height} pixels, over the "
+                    f"{MAX_IMAGE_PIXELS:,} (4096x4096) decoded."
+                )
             converted = image.convert("L" if channels == 1 else "RGB").resize((width, height))
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as error:  # PIL's own, stricter check of the header
+        raise ImageError(
+            f"{what}: over the {MAX_IMAGE_PIXELS:,} pixels (4096x4096) decoded ({error})."
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{what}: {len(data)} bytes are not a PNG/JPEG image.") from None
+    except (OSError, ValueError) as error:
         raise ImageError(f"{what}: {len(data)} bytes are not a PNG/JPEG image ({error}).") from None
     return np.asarray(converted, np.uint8).reshape(shape)
 

@@ -1,10 +1,14 @@
 """What an abuse probe found, each through a real server: oversized tensors, model names probed
 without the token, unbounded metric labels, huge requests, slow copies, an empty repository,
-busy ports and mismatched TLS files."""
+busy ports, mismatched TLS files and small PNGs of huge images."""
 
+import base64
+import io
+import json
 import os
 import shutil
 import time
+import urllib.error
 import urllib.request
 
 import grpc
@@ -12,8 +16,13 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import loopback_settings
+from PIL import Image
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+    classification_pb2,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from core.errors import ConfigError
 from serving.auth import bearer_token
@@ -176,3 +185,39 @@ def test_mismatched_tls_key_is_a_clear_error(make_repo, tmp_path):
 def test_settings_refuse_mutual_tls_without_a_certificate(tmp_path):
     with pytest.raises(ValueError, match="tls_client_ca"):
         ServerSettings(model_repo=str(tmp_path), tls_client_ca="ca.pem")
+
+
+@pytest.mark.parametrize(
+    ("mode", "side", "message"),
+    [
+        ("L", 4100, "4100x4100 pixels, over the 16,777,216 (4096x4096) decoded"),
+        ("1", 20000, "over the 16,777,216 pixels (4096x4096) decoded"),  # PIL's own check
+    ],
+)
+def test_a_small_png_of_a_huge_image_is_refused_unread(server, channel, mode, side, message):
+    """One colour compresses thousands to one: 16 KB and 49 KB PNGs of 17 and 400 megapixels.
+    The first used to be decoded in full, the second answered as an internal error."""
+    buffer = io.BytesIO()
+    Image.new(mode, (side, side)).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    assert len(png) < 50_000
+
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "mnist"
+    request.input.example_list.examples.add().features.feature["images"].bytes_list.value.append(
+        png
+    )
+    with pytest.raises(grpc.RpcError) as error:
+        prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(request, timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in error.value.details()
+
+    body = {"instances": [{"b64": base64.b64encode(png).decode()}]}
+    http = urllib.request.Request(
+        f"http://127.0.0.1:{server.rest_port}/v1/models/mnist:predict",
+        data=json.dumps(body).encode(),
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(http, timeout=30)
+    assert answer.value.code == 400 and message in json.loads(answer.value.read())["error"]
