@@ -113,3 +113,26 @@ def test_train_flags_override_only_what_is_given():
         "epochs": 3,
         "deterministic": False,
     }
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "--model", "m", "--dataset", "mnist", "--limit", "0"],
+         "--limit: expected an integer >= 1, got '0'"),
+        (["predict", "--model", "m", "--top-k", "0", "a.png"], "expected an integer >= 1, got '0'"),
+        (["predict", "--model", "m", "--version", "-3", "a.png"],
+         "--version: expected an integer >= 0, got '-3'"),
+        (["predict", "--model", "m", "--threshold", "7", "a.png"],
+         "--threshold: expected a number > 0 and < 1, got '7'"),
+        (["predict", "--model", "m", "--threshold", "nan", "a.png"], "got 'nan'"),
+        (["predict", "--model", "m", "--wait", "soon", "a.png"],
+         "--wait: expected a number >= 0, got 'soon'"),
+        (["bench", "serve", "--max-seconds", "0"], "expected a number > 0, got '0'"),
+        (["bench", "train", "--seeds", "0"], "--seeds: expected an integer >= 1, got '0'"),
+    ],
+)  # fmt: skip
+def test_numeric_flags_out_of_range_exit_2_naming_the_value(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

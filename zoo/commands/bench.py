@@ -1,6 +1,6 @@
 """``zoo bench``: benchmarks measured side by side against a reference in one run."""
 
-from zoo.commands.help import add_command
+from zoo.commands.help import add_command, number_in
 
 REQUIRES = ("bench", "training", "serving", "models")  # packages this command runs on
 
@@ -24,21 +24,32 @@ def add_parser(subparsers):
 def add_arguments(parser) -> None:
     parser.add_argument("which", choices=["pipeline", "train", "serve"])
     parser.add_argument("--quick", action="store_true", help="train: 2 epochs and one seed")
-    parser.add_argument("--seeds", type=int, default=3, help="train: seeds of the MNIST configs")
     parser.add_argument(
-        "--fashion-seeds", type=int, default=2, help="train: seeds of the Fashion-MNIST config"
+        "--seeds", type=number_in(int, 1), default=3, help="train: seeds of the MNIST configs"
+    )
+    parser.add_argument(
+        "--fashion-seeds",
+        type=number_in(int, 1),
+        default=2,
+        help="train: seeds of the Fashion-MNIST config",
     )
     parser.add_argument(
         "--data-dir", help="train: folder with fashion_mnist.npz (default: $ZOO_DATA_DIR)"
     )
     parser.add_argument(
-        "--max-requests", type=int, default=3000, help="serve: per concurrency level"
+        "--max-requests", type=number_in(int, 1), default=3000, help="serve: per concurrency level"
     )
     parser.add_argument(
-        "--max-seconds", type=float, default=10.0, help="serve: per concurrency level"
+        "--max-seconds",
+        type=number_in(float, 0, open_interval=True),
+        default=10.0,
+        help="serve: per concurrency level",
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="serve: turns per level against the peer"
+        "--rounds",
+        type=number_in(int, 1),
+        default=3,
+        help="serve: turns per level against the peer",
     )
 
 

@@ -48,3 +48,30 @@ def add_settings_flags(parser, cls, *, skip=(), parsers=None) -> list[str]:
 def given_values(args: argparse.Namespace, names: list[str]) -> dict:
     """The flags among ``names`` the user actually gave."""
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def number_in(convert, low=None, high=None, *, open_interval: bool = False):
+    """An argparse ``type``: ``convert`` (int or float), refusing values outside [low, high]
+    (``open_interval``: outside (low, high)) with a message that names the value and the range."""
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if open_interval else '>='} {low}")
+    if high is not None:
+        bounds.append(f"{'<' if open_interval else '<='} {high}")
+    expected = f"{'an integer' if convert is int else 'a number'} {' and '.join(bounds)}"
+
+    def inside(value) -> bool:
+        if open_interval:
+            return (low is None or value > low) and (high is None or value < high)
+        return (low is None or value >= low) and (high is None or value <= high)
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or not inside(value):  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse

@@ -1,6 +1,6 @@
 """``zoo predict``: classify image files with a running server and print the top classes."""
 
-from zoo.commands.help import add_command
+from zoo.commands.help import add_command, number_in
 
 REQUIRES = ("serving",)  # packages this command runs on
 
@@ -23,16 +23,24 @@ def add_parser(subparsers):
 def add_arguments(parser) -> None:
     parser.add_argument("images", nargs="*", metavar="IMAGE", help="PNG or JPEG files")
     parser.add_argument("--dataset", help="query with this dataset's test split and print accuracy")
-    parser.add_argument("--limit", type=int, default=10000, help="test images with --dataset")
-    parser.add_argument("--wait", type=float, default=0, help="seconds to wait for the server")
+    parser.add_argument(
+        "--limit", type=number_in(int, 1), default=10000, help="test images with --dataset"
+    )
+    parser.add_argument(
+        "--wait", type=number_in(float, 0), default=0, help="seconds to wait for the server"
+    )
     parser.add_argument(
         "--server", default="localhost:8500", help="host:port (default: %(default)s)"
     )
     parser.add_argument("--model", required=True, help="model name in the repository")
-    parser.add_argument("--version", type=int, help="model version (default: newest)")
-    parser.add_argument("--top-k", type=int, default=5, help="classes to print (multiclass)")
+    parser.add_argument("--version", type=number_in(int, 0), help="model version (default: newest)")
     parser.add_argument(
-        "--threshold", type=float, help="multilabel threshold (default: the model's)"
+        "--top-k", type=number_in(int, 1), default=5, help="classes to print (multiclass)"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=number_in(float, 0, 1, open_interval=True),
+        help="multilabel threshold (default: the model's)",
     )
     parser.add_argument("--token", default="", help="bearer token (or set ZOO_AUTH_TOKEN)")
     parser.add_argument("--ca", default="", help="PEM CA to verify a TLS server")
