@@ -28,6 +28,7 @@ from serving.auth import TokenAuthInterceptor
 from serving.dataplane import DataPlane
 from serving.kserve_servicer import InferenceServicer
 from serving.metrics import ServerMetrics
+from serving.open_files import raise_open_files_limit
 from serving.rest import RestApi
 from serving.settings import ServerSettings
 from serving.tfserving_servicer import ModelServicer, PredictionServicer
@@ -119,6 +120,11 @@ async def serve(
     # Signals first: one that arrives while the models load stops the server as soon as it has
     # started, through the same graceful shutdown as later.
     stop = stop or asyncio.Event()
+    before, limit = raise_open_files_limit()
+    if limit != before:
+        log.info(
+            "Raised the open-files limit from %d to %d (a connection holds one)", before, limit
+        )
     with contextlib.suppress(ValueError, RuntimeError):  # only possible in the main thread
         for signum in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)

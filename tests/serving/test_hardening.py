@@ -1,21 +1,26 @@
 """What an abuse probe found, each through a real server: oversized tensors, model names probed
 without the token, unbounded metric labels, huge requests, slow copies, an empty repository,
-busy ports, mismatched TLS files and small PNGs of huge images."""
+busy ports, mismatched TLS files, small PNGs of huge images and a low open-files limit."""
 
 import base64
 import io
 import json
 import os
+import resource
 import shutil
+import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from helpers import loopback_settings
+from helpers import free_port, loopback_settings
 from PIL import Image
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import (
@@ -29,6 +34,8 @@ from serving.auth import bearer_token
 from serving.client import PredictionClient
 from serving.server import ServerThread
 from serving.settings import ServerSettings, build_settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(condition, seconds=30.0):
@@ -221,3 +228,45 @@ def test_a_small_png_of_a_huge_image_is_refused_unread(server, channel, mode, si
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(http, timeout=30)
     assert answer.value.code == 400 and message in json.loads(answer.value.read())["error"]
+
+
+def test_a_low_open_files_limit_is_raised_so_idle_connections_cannot_lock_clients_out(
+    make_repo, test_images
+):
+    """Started with a soft limit of 256 (under a hard one of 4,096), the server used to refuse
+    every new connection once 1,000 idle ones held its descriptors."""
+    port, rest_port = free_port(), free_port()
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    argv = [sys.executable, "-m", "zoo", "serve", "--model-repo", str(make_repo()),
+            "--host", "127.0.0.1", "--port", str(port), "--rest-port", str(rest_port),
+            "--metrics-port", "-1", "--workers", "1"]  # fmt: skip
+    server = subprocess.Popen(
+        argv, cwd=ROOT, env=env, preexec_fn=low_limit, stderr=subprocess.PIPE, text=True
+    )
+    idle = []
+    try:
+        client = PredictionClient(f"127.0.0.1:{port}", timeout=30)
+        assert wait_for(lambda: _answers(client, test_images), seconds=120), "never served"
+        for _ in range(1000):
+            idle.append(socket.create_connection(("127.0.0.1", rest_port)))
+        status = f"http://127.0.0.1:{rest_port}/v1/models/mnist"
+        assert urllib.request.urlopen(status, timeout=10).status == 200
+        fresh = PredictionClient(f"127.0.0.1:{port}", timeout=10, own_connection=True)
+        assert fresh.predict("mnist", test_images[0][:1])["classes"].shape == (1,)
+    finally:
+        for connection in idle:
+            connection.close()
+        server.terminate()
+        log = server.communicate(timeout=60)[1]
+    assert "Raised the open-files limit from 256 to 4096" in log
+
+
+def _answers(client: PredictionClient, test_images) -> bool:
+    try:
+        return client.predict("mnist", test_images[0][:1])["classes"].shape == (1,)
+    except grpc.RpcError:
+        return False
