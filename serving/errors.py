@@ -47,6 +47,11 @@ class Unavailable(ServingError):
     http = 503
 
 
+class Unimplemented(ServingError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+    http = 501
+
+
 def deadline_of(context) -> float | None:
     """The client's deadline as a ``time.perf_counter()`` value, or None without one."""
     remaining = context.time_remaining()

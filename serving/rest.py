@@ -8,7 +8,8 @@ TensorFlow Serving:
   GET  /v1/models/NAME[/versions/N | /labels/L]              version status
   GET  /v1/models/NAME[/versions/N | /labels/L]/metadata     signature_def
   POST /v1/models/NAME[/versions/N | /labels/L]:predict      {"instances": [...]} or {"inputs": ...}
-  POST /v1/models/NAME[/versions/N | /labels/L]:classify     {"examples": [{"images": ...}]}
+  POST /v1/models/NAME[/versions/N | /labels/L]:classify     {"examples": [{"images": ...}],
+                                                               "context": {...} (optional)}
 Open Inference Protocol (KServe v2):
   GET  /v2/health/live, /v2/health/ready, /v2
   GET  /v2/models/NAME[/versions/N], .../ready
@@ -209,9 +210,15 @@ class RestApi:
         servable = self._servable(request)
         signature = self.dataplane.signature(servable, DEFAULT_SIGNATURE)
         ((input_name, spec),) = signature.inputs.items()
-        examples = body.get("examples")
+        examples, context = body.get("examples"), body.get("context", {})
         if not isinstance(examples, list) or not examples:
             raise InvalidArgument("'examples' must be a non-empty list of objects.")
+        if not isinstance(context, dict):
+            raise InvalidArgument(
+                f"'context' must be an object of features. Received: {type(context).__name__}."
+            )
+        if context:  # features common to every example; an example's own win
+            examples = [{**context, **e} if isinstance(e, dict) else e for e in examples]
         shape = tuple(spec.shape[1:])
         images = np.stack([self._example(e, input_name, spec, shape) for e in examples])
         servable, names, probabilities = await self.dataplane.classify(

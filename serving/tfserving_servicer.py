@@ -18,7 +18,7 @@ from core.images import ImageError, example_image
 from core.outputs import ranked
 from serving.converters import numpy_to_tensor_proto, tensor_proto_to_numpy
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
-from serving.errors import InvalidArgument, deadline_of, grpc_errors
+from serving.errors import InvalidArgument, Unimplemented, deadline_of, grpc_errors
 from serving.metrics import ServerMetrics
 
 SIGNATURE_DEF_FIELD = "signature_def"
@@ -34,6 +34,16 @@ def _fill_model_spec(target, servable, signature_name: str) -> None:
     target.name = servable.name
     target.version.value = servable.version
     target.signature_name = signature_name
+
+
+def _with_context(example, context):
+    """``example`` with the context's features merged in, as TensorFlow Serving's input.proto
+    says of ExampleListWithContext; where both name a feature, the example's own wins."""
+    merged = type(context)()
+    merged.CopyFrom(context)
+    for name, feature in example.features.feature.items():
+        merged.features.feature[name].CopyFrom(feature)
+    return merged
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -80,6 +90,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         shape = tuple(input_spec.shape[1:])
         kind = request.input.WhichOneof("kind")  # example_list or example_list_with_context
         examples = list(getattr(request.input, kind).examples) if kind else []
+        if kind == "example_list_with_context":
+            common = request.input.example_list_with_context.context
+            examples = [_with_context(example, common) for example in examples]
         try:
             decoded = [example_image(example, input_name, shape) for example in examples]
         except ImageError as error:
@@ -98,6 +111,18 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             for index in ranked(row):
                 classification.classes.add(label=names[index], score=float(row[index]))
         return response
+
+    @grpc_errors
+    async def Regress(self, request, context):
+        raise Unimplemented(
+            "Regress is not served: the zoo's models are classifiers. Use Classify or Predict."
+        )
+
+    @grpc_errors
+    async def MultiInference(self, request, context):
+        raise Unimplemented(
+            "MultiInference is not served: send Classify or Predict requests, one per task."
+        )
 
     @grpc_errors
     async def GetModelMetadata(self, request, context):

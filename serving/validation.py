@@ -9,6 +9,11 @@ from serving.errors import InvalidArgument
 from serving.runtime import Signature
 
 
+def _dtype_text(dtype: np.dtype) -> str:
+    """NumPy's dtype name, but ``string`` for the object arrays that string tensors become."""
+    return "string" if dtype.kind == "O" else dtype.name
+
+
 def _shape_text(shape) -> str:
     return "[" + ", ".join("-1" if d in (-1, None) else str(d) for d in shape) + "]"
 
@@ -34,7 +39,8 @@ def validate_inputs(signature: Signature, inputs: dict[str, np.ndarray], max_bat
         array = inputs[name]
         if array.dtype != spec.dtype:
             raise InvalidArgument(
-                f"Input {name!r}: expected dtype {spec.dtype.name}, received {array.dtype.name}."
+                f"Input {name!r}: expected dtype {_dtype_text(spec.dtype)}, "
+                f"received {_dtype_text(array.dtype)}."
             )
         if array.ndim != len(spec.shape) or any(
             want not in (-1, got) for want, got in zip(spec.shape, array.shape, strict=True)

@@ -76,6 +76,24 @@ def test_tf_serving_classify_with_b64_png(rest, test_images):
     assert len(body["results"][0]) == 10
 
 
+def test_tf_serving_classify_merges_the_context_into_each_example(rest, test_images):
+    images, _ = test_images
+    body = {
+        "context": {"images": images[0].tolist()},
+        "examples": [{}, {"images": images[1].tolist()}],
+    }
+    status, answer = call(rest, "/v1/models/mnist:classify", body)
+    assert status == 200
+    _, alone = call(
+        rest,
+        "/v1/models/mnist:classify",
+        {"examples": [{"images": image.tolist()} for image in images[:2]]},
+    )
+    assert answer["results"] == alone["results"]
+    code, error = call(rest, "/v1/models/mnist:classify", {"context": [1], "examples": [{}]})
+    assert code == 400 and "'context' must be an object of features" in error["error"]
+
+
 def test_tf_serving_status_and_metadata(rest):
     status, body = call(rest, "/v1/models/mnist")
     assert status == 200

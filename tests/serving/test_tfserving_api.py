@@ -11,9 +11,11 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
 from serving.client import predict_request
@@ -94,6 +96,24 @@ def test_classify_with_pixels_and_with_png(stub, test_images):
         assert classes[0].label == str(expected)
 
 
+def test_classify_merges_the_context_into_each_example(stub, test_images):
+    """ExampleListWithContext: the context's features join every example (input.proto)."""
+    images, _ = test_images
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "mnist"
+    listed = request.input.example_list_with_context
+    listed.context.features.feature["images"].int64_list.value.extend(images[0].ravel().tolist())
+    listed.examples.add()  # the context's image
+    own = listed.examples.add()  # its own image wins over the context's
+    own.features.feature["images"].int64_list.value.extend(images[1].ravel().tolist())
+    classifications = stub.Classify(request, timeout=30).result.classifications
+    for classification, image in zip(classifications, images[:2], strict=True):
+        outputs = stub.Predict(predict_request("mnist", image[None]), timeout=30).outputs
+        top = classification.classes[0]
+        assert top.label == str(outputs["classes"].int64_val[0])
+        assert top.score == pytest.approx(max(outputs["probabilities"].float_val), rel=1e-5)
+
+
 def test_get_model_metadata_returns_signature_defs(stub):
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.model_spec.name = "mnist"
@@ -143,6 +163,13 @@ def test_not_found_errors(stub, test_images):
     expect_error(stub.Predict, request, grpc.StatusCode.NOT_FOUND, "no version label 'stable'")
 
 
+def string_tensor_request(value: bytes) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mnist"
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto([value]))
+    return request
+
+
 @pytest.mark.parametrize(
     ("make_request", "fragments"),
     [
@@ -153,6 +180,10 @@ def test_not_found_errors(stub, test_images):
         (
             lambda x: predict_request("mnist", x[:2].astype(np.float32)),
             ["Input 'images': expected dtype uint8, received float32"],
+        ),
+        (
+            lambda x: string_tensor_request(b"a PNG, but sent as a string tensor"),
+            ["Input 'images': expected dtype uint8, received string"],
         ),
         (
             lambda x: predict_request("mnist", x[:2].reshape(2, 784)),
@@ -170,7 +201,7 @@ def test_not_found_errors(stub, test_images):
             ["Input 'images': 784 value(s) are NaN or Inf"],
         ),
     ],
-    ids=["missing-extra", "dtype", "shape", "empty", "over-limit", "nan"],
+    ids=["missing-extra", "dtype", "string", "shape", "empty", "over-limit", "nan"],
 )
 def test_invalid_arguments_name_tensor_expected_and_received(
     stub, test_images, make_request, fragments
@@ -238,3 +269,16 @@ def test_concurrent_requests_are_batched_and_answered_correctly(stub, server, te
     assert samples["zoo_batch_size_count"] > samples["zoo_batch_size_bucket1.0"], (
         "some batches merged"
     )
+
+
+def test_regress_and_multi_inference_say_what_to_send_instead(stub):
+    regress = regression_pb2.RegressionRequest()
+    regress.model_spec.name = "mnist"
+    for call, request, message in [
+        (stub.Regress, regress, "Regress is not served: the zoo's models are classifiers"),
+        (stub.MultiInference, inference_pb2.MultiInferenceRequest(), "send Classify or Predict"),
+    ]:
+        with pytest.raises(grpc.RpcError) as error:
+            call(request, timeout=10)
+        assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert message in error.value.details()
