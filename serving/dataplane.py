@@ -6,12 +6,13 @@ Servicers translate their protocol's messages to calls on this API (ready, model
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn
 
 import numpy as np
 
 from core.outputs import class_names_or_indices
 from serving.batching import DirectRunner, DynamicBatcher
-from serving.errors import NotFound
+from serving.errors import NotFound, Unimplemented
 from serving.metrics import ServerMetrics
 from serving.repository import ModelRepository, VersionStatus, read_model_config
 from serving.runtime import LoadedVersion, Signature, settle_heap
@@ -190,6 +191,13 @@ class DataPlane:
             class_names_or_indices(servable.class_names, probabilities.shape[1]),
             probabilities,
         )
+
+    def regress(self, name: str, version: int | None = None, label: str | None = None) -> NoReturn:
+        """TensorFlow Serving's Regress, which no zoo model answers: NotFound for a model that
+        is not served, else Unimplemented saying what to send instead."""
+        self.servable(name, version, label)
+        raise Unimplemented("Regress is not served: the zoo's models are classifiers. Use "
+                            "Classify or Predict.")  # fmt: skip
 
     async def close(self) -> None:
         for versions in self.repository.loaded.values():

@@ -10,6 +10,7 @@ TensorFlow Serving:
   POST /v1/models/NAME[/versions/N | /labels/L]:predict      {"instances": [...]} or {"inputs": ...}
   POST /v1/models/NAME[/versions/N | /labels/L]:classify     {"examples": [{"images": ...}],
                                                                "context": {...} (optional)}
+  POST /v1/models/NAME[/versions/N | /labels/L]:regress      501: the models are classifiers
 Open Inference Protocol (KServe v2):
   GET  /v2/health/live, /v2/health/ready, /v2
   GET  /v2/models/NAME[/versions/N], .../ready
@@ -19,6 +20,7 @@ Open Inference Protocol (KServe v2):
 import hmac
 import json
 import time
+from typing import NoReturn
 
 import numpy as np
 from aiohttp import web
@@ -96,6 +98,7 @@ class RestApi:
                 web.get(model + pinned + "/metadata", self.tf_metadata),
                 web.post(model + pinned + ":predict", self.tf_predict),
                 web.post(model + pinned + ":classify", self.tf_classify),
+                web.post(model + pinned + ":regress", self.tf_regress),
             ]
         for pinned in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
             routes += [
@@ -226,6 +229,10 @@ class RestApi:
         )
         results = [[[names[i], float(row[i])] for i in ranked(row)] for row in probabilities]
         return web.json_response({"results": results})
+
+    async def tf_regress(self, request: web.Request) -> NoReturn:
+        servable = self._servable(request)
+        self.dataplane.regress(servable.name, servable.version)
 
     @staticmethod
     def _example(example, input_name: str, spec, shape) -> np.ndarray:

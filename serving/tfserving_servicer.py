@@ -114,9 +114,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @grpc_errors
     async def Regress(self, request, context):
-        raise Unimplemented(
-            "Regress is not served: the zoo's models are classifiers. Use Classify or Predict."
-        )
+        spec = request.model_spec
+        self.dataplane.regress(spec.name, _requested_version(spec), spec.version_label or None)
 
     @grpc_errors
     async def MultiInference(self, request, context):

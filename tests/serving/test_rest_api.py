@@ -126,6 +126,8 @@ def test_tf_serving_status_and_metadata(rest):
         ("/v1/models/mnist/versions/%C2%B2:predict", {"instances": [[0]]}, 400,
          "must be a non-negative integer. Received: '\u00b2'"),
         ("/v2/models/mnist/versions/%C2%B2/ready", None, 400, "must be a non-negative integer"),
+        ("/v1/models/mnist:regress", {"examples": [{}]}, 501, "Regress is not served"),
+        ("/v1/models/nope:regress", {"examples": [{}]}, 404, "Model 'nope' not found"),
         ("/v1/models/mnist:predict", b"{not json", 400, "not valid JSON"),
         ("/v1/models/mnist:classify", {"examples": [{"images": {"b64": "!!"}}]}, 400, "base64"),
         ("/v2/models/mnist/infer", {"inputs": [{"name": "images", "shape": [1, 28, 28, 1],

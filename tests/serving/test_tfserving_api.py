@@ -273,6 +273,8 @@ def test_concurrent_requests_are_batched_and_answered_correctly(stub, server, te
 
 def test_regress_and_multi_inference_say_what_to_send_instead(stub):
     regress = regression_pb2.RegressionRequest()
+    regress.model_spec.name = "nope"
+    expect_error(stub.Regress, regress, grpc.StatusCode.NOT_FOUND, "Model 'nope' not found")
     regress.model_spec.name = "mnist"
     for call, request, message in [
         (stub.Regress, regress, "Regress is not served: the zoo's models are classifiers"),
