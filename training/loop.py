@@ -7,7 +7,9 @@ with Keras 3.15 / TF 2.21.
 """
 
 import math
+import sys
 import time
+import zipfile
 from dataclasses import dataclass
 
 import keras
@@ -20,7 +22,7 @@ from training.calibration import calibrate
 from training.callbacks import AtomicCheckpoint, LearningRateAndThroughput
 from training.config import ConfigError, TrainConfig
 from training.metrics import keras_metrics, multiclass_report, multilabel_report
-from training.run_dir import RunDir, write_json_atomic
+from training.run_dir import RunDir, RunDirError, write_json_atomic
 from training.schedules import build_schedule
 from training.tensorboard import TensorBoardExtras, write_final_metrics, write_hparams
 
@@ -129,13 +131,43 @@ def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str
     return Data(x_train, y_train, x_val, y_val, x_test, y_test, train, validation, steps)
 
 
+def load_newest_checkpoint(run: RunDir) -> tuple[int, keras.Model] | None:
+    """``(epochs_done, model)`` from the newest checkpoint that loads, or None without any.
+
+    Checkpoints are written atomically, but a copy of the run cut short, a full disk or a damaged
+    file can still leave one unreadable: it is skipped, with a warning, for the one before it.
+    When none loads, RunDirError names each and why, rather than training from scratch.
+    """
+    failures = []
+    for epochs_done, path in run.checkpoints_newest_first():
+        try:
+            return epochs_done, keras.saving.load_model(path)
+        except Exception as error:  # zip, HDF5 and Keras errors alike: the file is unusable
+            # Keras calls a truncated archive "File not found"; say what it is.
+            reason = (
+                str(error)
+                if zipfile.is_zipfile(path)
+                else f"not a complete .keras archive, {path.stat().st_size:,} bytes"
+            )
+            failures.append(f"{path.name}: {reason}")
+            print(f"Warning: checkpoint {path} does not load ({reason}); trying an older one.",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    if failures:
+        raise RunDirError(
+            f"No checkpoint of {str(run.path)!r} loads ({'; '.join(failures)}). Start a new run "
+            f"from its config: zoo train --config {run.config_path}"
+        )
+    return None
+
+
 def open_run(config: TrainConfig, strategy, resume: RunDir | None):
-    """A new run directory, or the resumed one; returns ``(run, checkpoint, history)``."""
+    """A new run directory, or the resumed one with its newest loadable checkpoint; returns
+    ``(run, checkpoint, history)``, ``checkpoint`` being ``(epochs_done, model)`` or None."""
     run = resume or distributed.create_run_dir(config, strategy)
     if resume is None:
         config.save(run.config_path)
         run.write_state(status="running", epochs_done=0, planned_epochs=config.epochs, resumes=[])
-    checkpoint = run.latest_checkpoint()
+    checkpoint = load_newest_checkpoint(run)
     initial_epoch = checkpoint[0] if checkpoint else 0
     if resume is not None:
         state = run.read_state()
@@ -275,7 +307,7 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
         run, checkpoint, history = open_run(config, strategy, resume)
         initial_epoch = checkpoint[0] if checkpoint else 0
         if checkpoint:
-            model = keras.saving.load_model(checkpoint[1])
+            model = checkpoint[1]
         elif resume is None:
             hparams = {**config.to_dict(), "model_options": str(config.model_options)}
             write_hparams(run.logs, hparams, run.path.name)

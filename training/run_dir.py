@@ -105,14 +105,18 @@ class RunDir:
     def write_state(self, **state) -> None:
         write_json_atomic(self.state_path, state)
 
-    def latest_checkpoint(self) -> tuple[int, Path] | None:
-        """``(epochs_done, path)`` of the newest complete checkpoint, or None."""
+    def checkpoints_newest_first(self) -> list[tuple[int, Path]]:
+        """``(epochs_done, path)`` of every complete checkpoint, newest first."""
         found = []
         for path in self.checkpoints.glob("epoch-*.keras"):
             match = CHECKPOINT_PATTERN.match(path.name)
             if match:
                 found.append((int(match.group(1)), path))
-        return max(found) if found else None
+        return sorted(found, reverse=True)
+
+    def latest_checkpoint(self) -> tuple[int, Path] | None:
+        """``(epochs_done, path)`` of the newest complete checkpoint, or None."""
+        return next(iter(self.checkpoints_newest_first()), None)
 
     def checkpoint_path(self, epochs_done: int) -> Path:
         return self.checkpoints / f"epoch-{epochs_done:04d}.keras"

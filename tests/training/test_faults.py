@@ -110,3 +110,28 @@ def test_a_killed_final_saves_leftover_is_removed(finished_run):
     model = keras.saving.load_model(finished_run.model_path)
     finished_run.save_final_model(model)
     assert not leftover.exists()
+
+
+def test_resume_skips_an_unreadable_checkpoint_for_the_one_before(tmp_path, capsys):
+    assert cli.main(["train", *TINY, "--epochs", "2", "--runs-root", str(tmp_path)]) == 0
+    (state,) = tmp_path.rglob("run.json")
+    run = RunDir.open(state.parent)
+    newest, older = (path for _, path in run.checkpoints_newest_first())
+    with open(newest, "r+b") as damaged:  # a copy cut short
+        damaged.truncate(1000)
+
+    assert cli.main(["train", "--resume", str(run.path), "--quiet"]) == 0
+    assert f"checkpoint {newest} does not load" in capsys.readouterr().err
+    state = run.read_state()
+    assert state["status"] == "completed" and state["resumes"] == [1]
+
+    for path in (newest, older):
+        path.write_bytes(b"not a zip")
+    assert cli.main(["train", "--resume", str(run.path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"No checkpoint of {str(run.path)!r} loads (epoch-0002.keras: not a complete .keras "
+        "archive, 9 bytes; epoch-0001.keras: not a complete" in err
+    )
+    assert f"zoo train --config {run.config_path}" in err
+    assert run.read_state() == state, "a failed resume changes nothing"
