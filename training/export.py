@@ -155,7 +155,7 @@ def export_run(
     config = build_config(load_yaml(run.config_path))
     info = datasets.get_info(config.dataset)
     head = models.get_head(config.head)
-    model = keras.saving.load_model(run.model_path, compile=False)
+    model = run.load_model(run.model_path, compile=False)
     metrics = json.loads(run.metrics_path.read_text()) if run.metrics_path.exists() else {}
     calibration = metrics.get("calibration")
     temperature = calibration["temperature"] if calibration else 1.0

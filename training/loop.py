@@ -9,7 +9,6 @@ with Keras 3.15 / TF 2.21.
 import math
 import sys
 import time
-import zipfile
 from dataclasses import dataclass
 
 import keras
@@ -141,17 +140,10 @@ def load_newest_checkpoint(run: RunDir) -> tuple[int, keras.Model] | None:
     failures = []
     for epochs_done, path in run.checkpoints_newest_first():
         try:
-            return epochs_done, keras.saving.load_model(path)
-        except Exception as error:  # zip, HDF5 and Keras errors alike: the file is unusable
-            # Keras calls a truncated archive "File not found"; say what it is.
-            reason = (
-                str(error)
-                if zipfile.is_zipfile(path)
-                else f"not a complete .keras archive, {path.stat().st_size:,} bytes"
-            )
-            failures.append(f"{path.name}: {reason}")
-            print(f"Warning: checkpoint {path} does not load ({reason}); trying an older one.",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            return epochs_done, run.load_model(path)
+        except RunDirError as error:
+            failures.append(str(error))
+            print(f"Warning: {error}; trying an older checkpoint.", file=sys.stderr, flush=True)
     if failures:
         raise RunDirError(
             f"No checkpoint of {str(run.path)!r} loads ({'; '.join(failures)}). Start a new run "

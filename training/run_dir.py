@@ -18,6 +18,7 @@ import json
 import os
 import re
 import time
+import zipfile
 from pathlib import Path
 
 from core.errors import ZooError
@@ -133,6 +134,22 @@ class RunDir:
         _save_model_atomic(model, self.path / f"tmp-{os.getpid()}-model.keras", self.model_path)
         for path in self.path.glob("tmp-*-model.keras"):
             path.unlink(missing_ok=True)
+
+    @staticmethod
+    def load_model(path: Path, *, compile: bool = True):
+        """A ``.keras`` file of the run loaded; RunDirError naming the file and why it does not
+        load (Keras calls a truncated archive "File not found")."""
+        import keras
+
+        try:
+            return keras.saving.load_model(path, compile=compile)
+        except Exception as error:  # zip, HDF5 and Keras errors alike: the file is unusable
+            reason = (
+                str(error)
+                if zipfile.is_zipfile(path)
+                else f"not a complete .keras archive, {path.stat().st_size:,} bytes"
+            )
+            raise RunDirError(f"{path} does not load: {reason}") from None
 
     def prune_checkpoints(self) -> None:
         """Keeps the newest ``KEEP_CHECKPOINTS`` checkpoints and removes stray temporary files."""

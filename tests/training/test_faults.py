@@ -3,6 +3,7 @@ and bad input refused before anything is written."""
 
 import errno
 import os
+import shutil
 import time
 
 import keras
@@ -121,7 +122,7 @@ def test_resume_skips_an_unreadable_checkpoint_for_the_one_before(tmp_path, caps
         damaged.truncate(1000)
 
     assert cli.main(["train", "--resume", str(run.path), "--quiet"]) == 0
-    assert f"checkpoint {newest} does not load" in capsys.readouterr().err
+    assert f"Warning: {newest} does not load" in capsys.readouterr().err
     state = run.read_state()
     assert state["status"] == "completed" and state["resumes"] == [1]
 
@@ -130,8 +131,22 @@ def test_resume_skips_an_unreadable_checkpoint_for_the_one_before(tmp_path, caps
     assert cli.main(["train", "--resume", str(run.path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert (
-        f"No checkpoint of {str(run.path)!r} loads (epoch-0002.keras: not a complete .keras "
-        "archive, 9 bytes; epoch-0001.keras: not a complete" in err
+        f"No checkpoint of {str(run.path)!r} loads ({newest} does not load: not a complete "
+        f".keras archive, 9 bytes; {older} does not load: not a complete" in err
     )
     assert f"zoo train --config {run.config_path}" in err
     assert run.read_state() == state, "a failed resume changes nothing"
+
+
+def test_exporting_a_damaged_final_model_is_one_line_and_writes_nothing(
+    finished_run, tmp_path, capsys
+):
+    damaged = tmp_path / "run"
+    shutil.copytree(finished_run.path, damaged)
+    with open(damaged / "model.keras", "r+b") as model:
+        model.truncate(500)
+    repo = tmp_path / "repo"
+    assert cli.main(["export", str(damaged), "--repo", str(repo), "--name", "m"]) == 2
+    err = capsys.readouterr().err
+    assert f"{damaged / 'model.keras'} does not load: not a complete .keras archive" in err
+    assert "Traceback" not in err and not repo.exists()
