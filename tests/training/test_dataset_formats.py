@@ -152,3 +152,27 @@ def test_npz_with_wrongly_shaped_images_is_refused(tmp_path):
              y_test=np.zeros(2))  # fmt: skip
     with pytest.raises(DatasetError, match=r"x_train has shape \[4, 10\]; expected images"):
         formats.read_npz(path)
+
+
+@pytest.mark.parametrize(
+    ("replace", "message"),
+    [
+        ({"x_train": np.random.default_rng(0).random((12, 28, 28))},
+         r"x_train has dtype float64; expected uint8 pixels 0-255"),
+        ({"x_test": np.full((6, 28, 28), 300, np.int32)},
+         r"x_test holds values 300 to 300; expected uint8 pixels 0-255"),
+        ({"y_train": np.linspace(0, 9, 12)}, r"y_train has dtype float64; expected integer class"),
+    ],
+)  # fmt: skip
+def test_npz_contents_that_a_cast_would_garble_are_refused(tmp_path, replace, message):
+    path = tmp_path / "fashion_mnist.npz"
+    np.savez(path, **{**write_npz(path), **replace})
+    with pytest.raises(DatasetError, match=message):
+        formats.read_npz(path)
+
+
+def test_npz_images_of_other_integer_types_within_0_255_are_read(tmp_path):
+    path = tmp_path / "mnist.npz"
+    arrays = write_npz(path)
+    np.savez(path, **{**arrays, "x_train": arrays["x_train"].astype(np.int64)})
+    np.testing.assert_array_equal(formats.read_npz(path)[0][..., 0], arrays["x_train"])

@@ -114,3 +114,21 @@ def test_unknown_dataset_and_split_name_the_choices():
         datasets.get_info("imagenet")
     with pytest.raises(DatasetError, match="'validation'.*train, test"):
         datasets.load_arrays("mnist", "validation")
+
+
+@pytest.mark.parametrize(
+    ("shape", "labels", "message"),
+    [
+        ((32, 32), None, r"train images have shape \[32, 32, 1\]; fashion_mnist needs \[28, 28, 1\]"),
+        ((28, 28), np.arange(12) % 10 + 5, r"train labels run from 5 to 14; fashion_mnist has classes 0 to 9"),
+    ],
+)  # fmt: skip
+def test_a_file_in_the_layout_with_another_datasets_contents_is_refused(
+    tmp_path, shape, labels, message
+):
+    path = tmp_path / "fashion_mnist.npz"
+    arrays = write_npz(path, shape=shape)
+    if labels is not None:
+        np.savez(path, **{**arrays, "y_train": labels})
+    with pytest.raises(DatasetError, match=rf"fashion_mnist\.npz: {message}"):
+        datasets.load_arrays("fashion_mnist", "train", data_dir=tmp_path)

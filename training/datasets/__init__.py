@@ -48,7 +48,27 @@ def get_info(name: str) -> DatasetInfo:
 
 @functools.lru_cache(maxsize=4)
 def _base_arrays(name: str, data_dir: str | None) -> tuple[np.ndarray, ...]:
-    return sources.locate(name, data_dir).read()
+    source = sources.locate(name, data_dir)
+    arrays = source.read()
+    _check_against_catalog(get_info(name), arrays, source.location)
+    return arrays
+
+
+def _check_against_catalog(info: DatasetInfo, arrays, location: str) -> None:
+    """Images of the catalog's shape and labels within its classes: a file in the right layout
+    with the wrong contents (another dataset's, say) stops here, not inside the first step."""
+    for split, images, labels in (("train", *arrays[:2]), ("test", *arrays[2:])):
+        if tuple(images.shape[1:]) != info.input_shape:
+            raise DatasetError(
+                f"{location}: {split} images have shape {list(images.shape[1:])}; {info.name} "
+                f"needs {list(info.input_shape)}."
+            )
+        classes = len(info.class_names)
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise DatasetError(
+                f"{location}: {split} labels run from {labels.min()} to {labels.max()}; "
+                f"{info.name} has classes 0 to {classes - 1}."
+            )
 
 
 def load_arrays(

@@ -60,6 +60,22 @@ def _check_pairs(path: Path, arrays: Arrays) -> Arrays:
     return arrays
 
 
+def _check_pixels(path: Path, key: str, images: np.ndarray) -> None:
+    """uint8 pixels, or integers within 0-255: a cast would silently wrap other values, and
+    float images scaled to [0, 1] would train on near-black inputs."""
+    if images.dtype == np.uint8:
+        return
+    if images.dtype.kind not in "iu":
+        raise DatasetError(
+            f"{path}: {key} has dtype {images.dtype}; expected uint8 pixels 0-255 (Keras' layout)."
+        )
+    low, high = (int(images.min()), int(images.max())) if images.size else (0, 0)
+    if low < 0 or high > 255:
+        raise DatasetError(
+            f"{path}: {key} holds values {low} to {high}; expected uint8 pixels 0-255."
+        )
+
+
 def read_npz(path: Path) -> Arrays:
     """Reads a file in the layout of ``keras.datasets`` (``x_train, y_train, x_test, y_test``)."""
     try:
@@ -83,6 +99,12 @@ def read_npz(path: Path) -> Arrays:
             raise DatasetError(
                 f"{path}: {key} has shape {list(images.shape)}; expected images [N, H, W] or "
                 "[N, H, W, C]."
+            )
+        _check_pixels(path, key, images)
+    for key, labels in (("y_train", y_train), ("y_test", y_test)):
+        if labels.dtype.kind not in "iu":
+            raise DatasetError(
+                f"{path}: {key} has dtype {labels.dtype}; expected integer class ids."
             )
     return _check_pairs(
         path,
