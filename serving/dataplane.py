@@ -196,8 +196,9 @@ class DataPlane:
         """TensorFlow Serving's Regress, which no zoo model answers: NotFound for a model that
         is not served, else Unimplemented saying what to send instead."""
         self.servable(name, version, label)
-        raise Unimplemented("Regress is not served: the zoo's models are classifiers. Use "
-                            "Classify or Predict.")  # fmt: skip
+        raise Unimplemented(
+            "Regress is not served: the zoo's models are classifiers. Use Classify or Predict."
+        )
 
     async def close(self) -> None:
         for versions in self.repository.loaded.values():

@@ -115,10 +115,6 @@ class RunDir:
                 found.append((int(match.group(1)), path))
         return sorted(found, reverse=True)
 
-    def latest_checkpoint(self) -> tuple[int, Path] | None:
-        """``(epochs_done, path)`` of the newest complete checkpoint, or None."""
-        return next(iter(self.checkpoints_newest_first()), None)
-
     def checkpoint_path(self, epochs_done: int) -> Path:
         return self.checkpoints / f"epoch-{epochs_done:04d}.keras"
 
@@ -144,11 +140,12 @@ class RunDir:
         try:
             return keras.saving.load_model(path, compile=compile)
         except Exception as error:  # zip, HDF5 and Keras errors alike: the file is unusable
-            reason = (
-                str(error)
-                if zipfile.is_zipfile(path)
-                else f"not a complete .keras archive, {path.stat().st_size:,} bytes"
-            )
+            if not path.is_file():
+                reason = "the file is gone"
+            elif zipfile.is_zipfile(path):
+                reason = str(error)
+            else:
+                reason = f"not a complete .keras archive, {path.stat().st_size:,} bytes"
             raise RunDirError(f"{path} does not load: {reason}") from None
 
     def prune_checkpoints(self) -> None:

@@ -58,7 +58,7 @@ def test_sigkill_then_resume_continues_from_checkpoint(tmp_path):
     run = RunDir(checkpoint.parent.parent)
     # The newest checkpoint, not the state file: the kill may land between the checkpoint's rename
     # and the state's update, and resuming goes by the checkpoints.
-    killed_at, _ = run.latest_checkpoint()
+    killed_at, _ = run.checkpoints_newest_first()[0]
     assert run.read_state()["status"] == "running" and 2 <= killed_at < 8
 
     user_environment = environment()
