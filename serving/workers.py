@@ -10,7 +10,11 @@ threads are divided between them. The client sees one server:
   their sum on the metrics port;
 - hot reload: every worker polls the repository and switches versions by itself;
 - SIGTERM/SIGINT: forwarded to every worker, which drains its in-flight requests (one still
-  starting exits at once); the supervisor exits 0 when all of them did.
+  starting exits at once); the supervisor exits 0 when all of them did;
+- a worker that dies after it served (killed for memory, a crash in native code) is replaced, as
+  gunicorn and uvicorn replace theirs, so the server keeps its capacity; one that dies before it
+  served failed to start (a busy port, a broken repository), which a replacement would repeat:
+  the supervisor then stops the others and exits 1.
 """
 
 import contextlib
@@ -21,6 +25,7 @@ import shutil
 import signal
 import tempfile
 import threading
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 from serving.settings import ServerSettings
@@ -36,10 +41,11 @@ def _exit_before_serving(_signum, _frame):
     raise SystemExit(0)
 
 
-def _worker(settings: ServerSettings, threads: int, listening) -> None:
+def _worker(settings: ServerSettings, threads: int, listening, serving) -> None:
     """One worker process: TensorFlow limited to its share of the cores, then the server, whose
     own signal handlers replace ``_exit_before_serving`` as soon as it runs. ``listening`` (a
-    shared flag) tells the supervisor that the stop signals have a handler from now on."""
+    shared flag) tells the supervisor that the stop signals have a handler from now on,
+    ``serving`` that the server has started."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, _exit_before_serving)
     listening.value = 1
@@ -50,8 +56,20 @@ def _worker(settings: ServerSettings, threads: int, listening) -> None:
     from serving import event_loop
     from serving.server import serve
 
+    def started(_running) -> None:
+        serving.value = 1
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    event_loop.run(serve(settings, worker=True), settings.loop)
+    event_loop.run(serve(settings, started, worker=True), settings.loop)
+
+
+@dataclass
+class _Slot:
+    """One worker's place: its process and the flags it shares with the supervisor."""
+
+    process: multiprocessing.Process
+    listening: object
+    serving: object
 
 
 def run_workers(settings: ServerSettings) -> int:
@@ -65,39 +83,62 @@ def run_workers(settings: ServerSettings) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="zoo-metrics-")
     os.environ[METRICS_DIR_VARIABLE] = metrics_dir  # inherited by the workers, read at import
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked TF state
-    listening = [context.RawValue("b", 0) for _ in range(count)]
-    workers = [
-        context.Process(target=_worker, args=(settings, threads, flag), name=f"zoo-worker-{i}")
-        for i, flag in enumerate(listening)
-    ]
+
+    def start_worker(index: int) -> _Slot:
+        listening, serving = context.RawValue("b", 0), context.RawValue("b", 0)
+        process = context.Process(
+            target=_worker, args=(settings, threads, listening, serving), name=f"zoo-worker-{index}"
+        )
+        process.start()
+        return _Slot(process, listening, serving)
+
+    slots: list[_Slot] = []
+    stopping = threading.Event()
+    failed = False
     metrics_server = None
+
+    def forward(signum, _frame=None):
+        stopping.set()
+        for slot in slots:
+            threading.Thread(
+                target=_signal_once_listening, args=(slot.process, slot.listening, signum),
+                daemon=True,
+            ).start()  # fmt: skip
+
     try:
-        for process in workers:
-            process.start()
+        slots.extend(start_worker(index) for index in range(count))
         if settings.metrics_port >= 0:
             metrics_server, _ = serve_workers_metrics(
                 settings.metrics_host, settings.metrics_port, metrics_dir
             )
-
-        def forward(signum, _frame):
-            for process, flag in zip(workers, listening, strict=True):
-                threading.Thread(
-                    target=_signal_once_listening, args=(process, flag, signum), daemon=True
-                ).start()
-
         for signum in STOP_SIGNALS:
             signal.signal(signum, forward)
         log.info("Started %d workers (%d TensorFlow threads each)", count, threads)
-        for process in workers:
-            process.join()
-            multiprocess.mark_process_dead(process.pid, metrics_dir)
-        codes = [process.exitcode for process in workers]
+        running = set(range(count))
+        while running:
+            wait([slots[index].process.sentinel for index in running])
+            for index in [i for i in running if slots[i].process.exitcode is not None]:
+                slot = slots[index]
+                multiprocess.mark_process_dead(slot.process.pid, metrics_dir)
+                if stopping.is_set():
+                    running.discard(index)
+                elif slot.serving.value:
+                    log.warning("Worker %d (pid %d) exited with code %s; starting a replacement",
+                                index, slot.process.pid, slot.process.exitcode)  # fmt: skip
+                    slots[index] = start_worker(index)
+                else:
+                    log.error("Worker %d exited with code %s before it served; stopping the "
+                              "others", index, slot.process.exitcode)  # fmt: skip
+                    failed = True
+                    running.discard(index)
+                    forward(signal.SIGTERM)
+        codes = [slot.process.exitcode for slot in slots]
         log.info("Workers exited with %s", codes)
-        return 0 if all(code == 0 for code in codes) else 1
+        return 0 if not failed and all(code == 0 for code in codes) else 1
     finally:
-        for process in workers:
-            if process.is_alive():
-                process.terminate()
+        for slot in slots:
+            if slot.process.is_alive():
+                slot.process.terminate()
         if metrics_server:
             metrics_server.shutdown()
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,9 +1,10 @@
 """``zoo serve --workers 2``: two processes on the same ports look like one server: both answer,
-the metrics add up, and a new version reaches both."""
+the metrics add up, a new version reaches both, and a worker that dies is replaced."""
 
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import psutil
 from helpers import free_port
 
 from serving.client import PredictionClient
@@ -112,3 +114,39 @@ def test_sigterm_while_the_workers_start_stops_them_cleanly(make_repo):
     code, log = supervisor.terminate()
     assert code == 0, log[-2000:]
     assert "Workers exited with [0, 0]" in log
+
+
+def test_a_worker_that_dies_is_replaced(make_repo, test_images):
+    """A worker killed while serving (the OOM killer, a crash in native code) gets a successor,
+    so the server keeps its capacity; SIGTERM still stops every worker cleanly after."""
+    port = free_port()
+    supervisor = Supervisor(make_repo(), port, free_port(), free_port())
+    try:
+        supervisor.wait_for("Serving ['mnist']", count=2)
+        workers = psutil.Process(supervisor.process.pid).children()
+        victim = next(w for w in workers if "spawn_main" in " ".join(w.cmdline()))
+        victim.kill()
+        supervisor.wait_for("exited with code -9; starting a replacement")
+        supervisor.wait_for("Serving ['mnist']", count=3)
+        for _ in range(12):  # separate connections reach both workers again
+            assert fresh_client(port).predict("mnist", test_images[0][:1])["classes"].shape == (1,)
+    finally:
+        code, log = supervisor.terminate()
+    assert code == 0, log[-2000:]
+    assert "Workers exited with [0, 0]" in log
+
+
+def test_workers_that_cannot_start_stop_the_server_with_exit_1(make_repo):
+    """A REST port held by another program: every worker fails before it serves, which a
+    replacement would repeat, so the supervisor stops rather than restart them in a loop."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        rest_port = squatter.getsockname()[1]
+        supervisor = Supervisor(make_repo(), free_port(), rest_port, free_port())
+        code = supervisor.process.wait(timeout=180)
+        supervisor.reader.join(timeout=10)
+    log = "".join(supervisor.lines)
+    assert code == 1, log[-2000:]
+    assert "before it served; stopping the others" in log
+    assert "starting a replacement" not in log
