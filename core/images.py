@@ -18,27 +18,30 @@ without a bound, a 17 KB request had the server decode 144 megapixels (PIL itsel
 179 megapixels, and raised an error the server answered as internal)."""
 
 
-def decode_image(data: bytes, shape: tuple[int, int, int], what: str = "image") -> np.ndarray:
+def decode_image(
+    data: bytes,
+    shape: tuple[int, int, int],
+    what: str = "image",
+    max_pixels: int | None = MAX_IMAGE_PIXELS,
+) -> np.ndarray:
     """PNG/JPEG bytes as uint8 ``shape``, converted to the model's channels (L or RGB) and
-    resized to its height and width; ImageError for anything else or over ``MAX_IMAGE_PIXELS``
-    (checked from the header, before any pixel is decoded)."""
+    resized to its height and width; ImageError for anything else or over ``max_pixels``
+    (checked from the header, before any pixel is decoded; None: only PIL's own limit, for a
+    client reading its user's own files)."""
     from PIL import Image, UnidentifiedImageError
 
     height, width, channels = shape
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
+            if max_pixels is not None and image.width * image.height > max_pixels:
                 raise ImageError(
-                    f"{what}: {image.width}x{image.height} pixels, over the "
-                    f"{MAX_IMAGE_PIXELS:,} (4096x4096) decoded."
+                    f"{what}: {image.width}x{image.height} pixels, over the {max_pixels:,} decoded."
                 )
             converted = image.convert("L" if channels == 1 else "RGB").resize((width, height))
     except ImageError:
         raise
-    except Image.DecompressionBombError as error:  # PIL's own, stricter check of the header
-        raise ImageError(
-            f"{what}: over the {MAX_IMAGE_PIXELS:,} pixels (4096x4096) decoded ({error})."
-        ) from None
+    except Image.DecompressionBombError as error:  # PIL's own check of the header
+        raise ImageError(f"{what}: too many pixels to decode ({error}).") from None
     except UnidentifiedImageError:
         raise ImageError(f"{what}: {len(data)} bytes are not a PNG/JPEG image.") from None
     except (OSError, ValueError) as error:

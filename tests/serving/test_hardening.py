@@ -197,8 +197,8 @@ def test_settings_refuse_mutual_tls_without_a_certificate(tmp_path):
 @pytest.mark.parametrize(
     ("mode", "side", "message"),
     [
-        ("L", 4100, "4100x4100 pixels, over the 16,777,216 (4096x4096) decoded"),
-        ("1", 20000, "over the 16,777,216 pixels (4096x4096) decoded"),  # PIL's own check
+        ("L", 4100, "4100x4100 pixels, over the 16,777,216 decoded"),
+        ("1", 20000, "too many pixels to decode"),  # PIL's own check
     ],
 )
 def test_a_small_png_of_a_huge_image_is_refused_unread(server, channel, mode, side, message):

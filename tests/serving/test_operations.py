@@ -221,6 +221,16 @@ def test_zoo_predict_prints_top_classes(server, tmp_path, capsys, test_images):
     assert code == 2 and "NOT_FOUND" in capsys.readouterr().err
 
 
+def test_zoo_predict_reads_a_photo_larger_than_the_server_decodes(server, tmp_path, capsys):
+    """The server refuses images over 4096x4096 (a PNG of one colour compresses thousands to
+    one); the client reads its user's own files, a 48-megapixel phone photo included."""
+    photo = tmp_path / "photo.png"
+    Image.new("L", (8000, 6000), 255).save(photo)
+    argv = ["predict", "--server", f"127.0.0.1:{server.port}", "--model", "mnist", str(photo)]
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.startswith(f"{photo}: ")
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images, workers):
     port = free_port()

@@ -56,7 +56,8 @@ def load_image(path: str, shape: tuple[int, int, int]):
     from core.images import ImageError, decode_image
 
     try:
-        return decode_image(Path(path).read_bytes(), shape, f"Image {path!r}")
+        # The user's own files: no server-side bound on pixels (a phone photo may pass 16 MP).
+        return decode_image(Path(path).read_bytes(), shape, f"Image {path!r}", max_pixels=None)
     except OSError as error:
         raise ZooError(f"Cannot read image {path!r}: {error.strerror}.") from None
     except ImageError as error:
