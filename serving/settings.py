@@ -26,7 +26,7 @@ GRPC_MAX_MESSAGE_BYTES = 2**31 - 1
 class BatchingOptions(BaseModel):
     """Dynamic batching of one model (a model config may override the server's defaults)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     enabled: bool = Field(True, description="merge concurrent requests into one model call")
     max_batch_size: int = Field(
@@ -58,7 +58,9 @@ class BatchingOptions(BaseModel):
 class ServerSettings(BaseSettings):
     """Everything ``zoo serve`` can be told."""
 
-    model_config = SettingsConfigDict(env_prefix="ZOO_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="ZOO_", frozen=True, extra="forbid", allow_inf_nan=False
+    )
 
     model_repo: str = Field(
         "model_repo", description="repository root: NAME/VERSION/saved_model.pb; every model in it"

@@ -87,6 +87,8 @@ def test_serve_flags_build_the_settings(tmp_path, monkeypatch):
             "poll_seconds=0.0: Input should be greater than or equal to 0.05",
         ),
         (["--poll-seconds", "-1"], "poll_seconds=-1.0"),
+        (["--poll-seconds", "inf"], "poll_seconds=inf: Input should be a finite number"),
+        (["--max-queue-seconds", "nan"], "max_queue_seconds=nan: Input should be a finite number"),
         (["--max-batch-size", "0"], "batching.max_batch_size=0: Input should be greater"),
         (["--tls-client-ca", "ca.pem"], "tls_client_ca (mutual TLS) needs tls_cert and tls_key"),
         (["--tls-cert", "c.pem"], "TLS needs both tls_cert and tls_key"),

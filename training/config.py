@@ -24,7 +24,7 @@ __all__ = ["ConfigError", "TrainConfig", "build_config", "load_yaml", "validate"
 class TrainConfig(BaseModel):
     """Everything a training run needs. Defaults train ``mnist_cnn`` on MNIST."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field("", description="run name; runs go to RUNS_ROOT/NAME/TIMESTAMP/ "
                       "(default: DATASET-MODEL-HEAD)")  # fmt: skip

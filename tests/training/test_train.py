@@ -92,6 +92,7 @@ def run_cli(*argv, capsys):
         (["--config", "nope.yaml"], "Config file 'nope.yaml' does not exist"),
         (["--resume", "/nonexistent/run"], "Run directory '/nonexistent/run' does not exist"),
         (["--epochs", "0"], "Invalid setting epochs=0: Input should be greater than or equal to 1"),
+        (["--lr", "nan"], "Invalid setting lr=nan: Input should be a finite number"),
         (
             ["--focal", "--focal-gamma", "-1"],
             "focal_gamma=-1.0: Input should be greater than or equal to 0",
