@@ -104,6 +104,21 @@ async def _poll_forever(dataplane: DataPlane, seconds: float) -> None:
             log.exception("Polling the model repository failed")
 
 
+def connection_age_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """gRPC's MAX_CONNECTION_AGE and its grace, when ``--max-connection-age-seconds`` is set.
+
+    A gRPC client keeps one HTTP/2 connection for as long as it lives, and the kernel (workers on
+    SO_REUSEPORT) or a Kubernetes Service chose its process when it connected: without an age,
+    a worker or replica added later never gets that client's requests.
+    """
+    if not settings.max_connection_age_seconds:
+        return []
+    return [
+        ("grpc.max_connection_age_ms", int(1000 * settings.max_connection_age_seconds)),
+        ("grpc.max_connection_age_grace_ms", int(1000 * settings.grace_seconds)),
+    ]
+
+
 async def serve(
     settings: ServerSettings,
     on_started=None,
@@ -156,6 +171,7 @@ async def serve(
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", int(worker)),
+            *connection_age_options(settings),
         ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(

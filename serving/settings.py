@@ -131,6 +131,14 @@ class ServerSettings(BaseSettings):
     grace_seconds: float = Field(
         10.0, ge=0, le=3600, description="on SIGTERM, how long in-flight requests get to finish"
     )
+    max_connection_age_seconds: float = Field(
+        0,
+        ge=0,
+        le=86400,
+        description="end each gRPC connection gracefully after this long (GOAWAY: clients "
+        "reconnect, in-flight calls get --grace-seconds), so long-lived clients spread over "
+        "workers and replicas started later; 0: never",
+    )
 
     @model_validator(mode="after")
     def _workers_need_fixed_ports(self):

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from helpers import free_port, loopback_settings
 from PIL import Image
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving.client import PredictionClient, predict_request
 from serving.server import ServerThread
@@ -311,3 +312,21 @@ def test_healthcheck_module_used_by_the_dockerfile(server):
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "serving.healthcheck" in dockerfile and "scripts/setup.sh" in dockerfile
     assert "USER zoo" in dockerfile
+
+
+def test_max_connection_age_recycles_connections_without_failing_calls(make_repo, test_images):
+    """With --max-connection-age-seconds the server ends each connection after that long; the
+    client reconnects by itself (and may land on another worker or replica), no call fails."""
+    settings = loopback_settings(make_repo(), max_connection_age_seconds=0.5, grace_seconds=1)
+    with ServerThread(settings) as running:
+        channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+        states = []
+        channel.subscribe(states.append, try_to_connect=True)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_request("mnist", test_images[0][:1])
+        deadline = time.monotonic() + 30
+        while states.count(grpc.ChannelConnectivity.READY) < 3:  # connected, then twice again
+            assert time.monotonic() < deadline, f"the connection was not recycled: {states}"
+            stub.Predict(request, timeout=10)  # never fails across the reconnections
+            time.sleep(0.05)
+        channel.close()
