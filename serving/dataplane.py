@@ -12,7 +12,7 @@ import numpy as np
 
 from core.outputs import class_names_or_indices
 from serving.batching import DirectRunner, DynamicBatcher
-from serving.errors import NotFound, Unimplemented
+from serving.errors import InvalidArgument, NotFound, Unimplemented
 from serving.metrics import ServerMetrics
 from serving.repository import ModelRepository, VersionStatus, read_model_config
 from serving.runtime import LoadedVersion, Signature, settle_heap
@@ -87,6 +87,18 @@ class DataPlane:
                 f"Signatures: {', '.join(sorted(servable.signatures))}."
             )
         return servable.signatures[name]
+
+    def classifier(self, servable: LoadedVersion, name: str | None = None) -> Signature:
+        """The signature Classify runs (``serving_default`` unless named): it must take one input
+        and answer ``probabilities``; InvalidArgument naming what it has otherwise."""
+        signature = self.signature(servable, name or DEFAULT_SIGNATURE)
+        if len(signature.inputs) != 1 or "probabilities" not in signature.outputs:
+            raise InvalidArgument(
+                f"Classify needs a signature with one input and a 'probabilities' output; "
+                f"{signature.name!r} takes {sorted(signature.inputs)} and answers "
+                f"{sorted(signature.outputs)}. Use {DEFAULT_SIGNATURE!r}, or Predict."
+            )
+        return signature
 
     def _runner(self, servable: LoadedVersion, signature: Signature):
         """The batcher of a version's signature, attached to the version on first use."""
@@ -181,10 +193,13 @@ class DataPlane:
         inputs: dict[str, np.ndarray],
         *,
         version: int | None = None,
+        signature_name: str = DEFAULT_SIGNATURE,
         deadline: float | None = None,
     ) -> tuple[LoadedVersion, list[str], np.ndarray]:
-        """Probabilities from ``serving_default`` with the model's class names."""
-        servable, _, outputs = await self.infer(name, inputs, version=version, deadline=deadline)
+        """Probabilities from a :meth:`classifier` signature with the model's class names."""
+        servable, _, outputs = await self.infer(
+            name, inputs, version=version, signature_name=signature_name, deadline=deadline
+        )
         probabilities = outputs["probabilities"]
         return (
             servable,

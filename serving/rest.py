@@ -211,7 +211,7 @@ class RestApi:
     async def tf_classify(self, request: web.Request) -> web.Response:
         body = await _json_body(request)
         servable = self._servable(request)
-        signature = self.dataplane.signature(servable, DEFAULT_SIGNATURE)
+        signature = self.dataplane.classifier(servable, body.get("signature_name"))
         ((input_name, spec),) = signature.inputs.items()
         examples, context = body.get("examples"), body.get("context", {})
         if not isinstance(examples, list) or not examples:
@@ -225,7 +225,10 @@ class RestApi:
         shape = tuple(spec.shape[1:])
         images = np.stack([self._example(e, input_name, spec, shape) for e in examples])
         servable, names, probabilities = await self.dataplane.classify(
-            servable.name, {input_name: images}, version=servable.version
+            servable.name,
+            {input_name: images},
+            version=servable.version,
+            signature_name=signature.name,
         )
         results = [[[names[i], float(row[i])] for i in ranked(row)] for row in probabilities]
         return web.json_response({"results": results})

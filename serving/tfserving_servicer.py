@@ -85,7 +85,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         servable = self.dataplane.servable(
             spec.name, _requested_version(spec), spec.version_label or None
         )
-        signature = self.dataplane.signature(servable, DEFAULT_SIGNATURE)
+        signature = self.dataplane.classifier(servable, spec.signature_name)
         ((input_name, input_spec),) = signature.inputs.items()
         shape = tuple(input_spec.shape[1:])
         kind = request.input.WhichOneof("kind")  # example_list or example_list_with_context
@@ -102,10 +102,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             spec.name,
             {input_name: images.astype(input_spec.dtype)},
             version=servable.version,
+            signature_name=signature.name,
             deadline=deadline_of(context),
         )
         response = classification_pb2.ClassificationResponse()
-        _fill_model_spec(response.model_spec, servable, DEFAULT_SIGNATURE)
+        _fill_model_spec(response.model_spec, servable, signature.name)
         for row in probabilities:
             classification = response.result.classifications.add()
             for index in ranked(row):

@@ -127,6 +127,11 @@ def test_tf_serving_status_and_metadata(rest):
          "must be a non-negative integer. Received: '\u00b2'"),
         ("/v2/models/mnist/versions/%C2%B2/ready", None, 400, "must be a non-negative integer"),
         ("/v1/models/mnist:regress", {"examples": [{}]}, 501, "Regress is not served"),
+        ("/v1/models/mnist:classify", {"signature_name": "predict_images", "examples": [{}]}, 400,
+         "Classify needs a signature with one input and a 'probabilities' output; "
+         "'predict_images' takes ['images'] and answers ['scores']"),
+        ("/v1/models/mnist:classify", {"signature_name": "nope", "examples": [{}]}, 404,
+         "has no signature 'nope'"),
         ("/v1/models/nope:regress", {"examples": [{}]}, 404, "Model 'nope' not found"),
         ("/v1/models/mnist:predict", b"{not json", 400, "not valid JSON"),
         ("/v1/models/mnist:classify", {"examples": [{"images": {"b64": "!!"}}]}, 400, "base64"),

@@ -96,6 +96,20 @@ def test_classify_with_pixels_and_with_png(stub, test_images):
         assert classes[0].label == str(expected)
 
 
+def test_classify_runs_the_signature_named_if_it_classifies(stub, test_images):
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "mnist"
+    example = request.input.example_list.examples.add()
+    example.features.feature["images"].int64_list.value.extend(test_images[0][0].ravel().tolist())
+    request.model_spec.signature_name = "serving_default"
+    assert stub.Classify(request, timeout=30).model_spec.signature_name == "serving_default"
+    request.model_spec.signature_name = "predict_images"  # answers 'scores', not 'probabilities'
+    expect_error(stub.Classify, request, grpc.StatusCode.INVALID_ARGUMENT,
+                 "'predict_images' takes ['images'] and answers ['scores']")  # fmt: skip
+    request.model_spec.signature_name = "nope"
+    expect_error(stub.Classify, request, grpc.StatusCode.NOT_FOUND, "has no signature 'nope'")
+
+
 def test_classify_merges_the_context_into_each_example(stub, test_images):
     """ExampleListWithContext: the context's features join every example (input.proto)."""
     images, _ = test_images
