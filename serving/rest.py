@@ -141,11 +141,14 @@ class RestApi:
         token = bearer_token([("authorization", request.headers.get("Authorization", ""))])
         return bool(token) and hmac.compare_digest(token.encode(), self.token)
 
-    def _servable(self, request: web.Request):
+    @staticmethod
+    def _model_spec(request: web.Request) -> tuple[str, int | None, str | None]:
+        """``(name, version, label)`` from the path."""
         info = request.match_info
-        return self.dataplane.servable(
-            info["name"], _version(info.get("version")), info.get("label")
-        )
+        return info["name"], _version(info.get("version")), info.get("label")
+
+    def _servable(self, request: web.Request):
+        return self.dataplane.servable(*self._model_spec(request))
 
     # TensorFlow Serving's REST API --------------------------------------------------------
 
@@ -234,8 +237,7 @@ class RestApi:
         return web.json_response({"results": results})
 
     async def tf_regress(self, request: web.Request) -> NoReturn:
-        servable = self._servable(request)
-        self.dataplane.regress(servable.name, servable.version)
+        self.dataplane.regress(*self._model_spec(request))
 
     @staticmethod
     def _example(example, input_name: str, spec, shape) -> np.ndarray:

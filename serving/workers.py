@@ -100,10 +100,8 @@ def run_workers(settings: ServerSettings) -> int:
     def forward(signum, _frame=None):
         stopping.set()
         for slot in slots:
-            threading.Thread(
-                target=_signal_once_listening, args=(slot.process, slot.listening, signum),
-                daemon=True,
-            ).start()  # fmt: skip
+            args = (slot.process, slot.listening, signum)
+            threading.Thread(target=_signal_once_listening, args=args, daemon=True).start()
 
     try:
         slots.extend(start_worker(index) for index in range(count))
