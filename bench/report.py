@@ -12,18 +12,9 @@ import platform
 import time
 from pathlib import Path
 
-from core.cpu import cpu_flags, cpu_model
+from core.cpu import cpu_flags, cpu_model, speed_flags
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
-
-
-def speed_flags() -> list[str]:
-    """The CPU's flags that decide training and inference speed."""
-    flags = cpu_flags()
-    return [flag for flag in SPEED_FLAGS if flag in flags]
 
 
 def machine_kind() -> str:

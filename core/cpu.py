@@ -25,6 +25,15 @@ def cpu_flags() -> set[str]:
     return set((_cpuinfo_field("flags") or "").split())
 
 
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+
+
+def speed_flags() -> list[str]:
+    """The CPU's flags that decide training and inference speed."""
+    flags = cpu_flags()
+    return [flag for flag in SPEED_FLAGS if flag in flags]
+
+
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 
 

@@ -1,5 +1,5 @@
 """Shared test set-up: quiet TensorFlow on the kernels ``zoo train`` runs, no user data directory
-leaking in, tiny data writers."""
+or cache leaking in, tiny data writers."""
 
 import os
 from pathlib import Path
@@ -16,9 +16,10 @@ prefer_onednn_kernels()  # the kernels `zoo train` runs, asked for before Tensor
 
 @pytest.fixture(autouse=True)
 def _isolated_data_env(monkeypatch, tmp_path_factory):
-    """Tests never see the developer's ZOO_DATA_DIR or TFDS cache."""
+    """Tests never see the developer's ZOO_DATA_DIR, TFDS cache or precision cache."""
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path_factory.mktemp("tfds")))
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path_factory.mktemp("zoo-cache")))
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,13 @@ from training.calibration import calibrate
 from training.callbacks import AtomicCheckpoint, LearningRateAndThroughput
 from training.config import ConfigError, TrainConfig
 from training.metrics import keras_metrics, multiclass_report, multilabel_report
+from training.precision_probe import (
+    CACHE_FILE,
+    PrecisionCache,
+    PrecisionProbe,
+    cache_dir,
+    probe_setting,
+)
 from training.run_dir import RunDir, RunDirError, write_json_atomic
 from training.schedules import build_schedule
 from training.tensorboard import TensorBoardExtras, write_final_metrics, write_hparams
@@ -200,24 +207,6 @@ def compiled_model(config, info, head, label_format, total_steps: int, data: Dat
     return model
 
 
-def precision_probe(config, info, head, label_format, data: Data):
-    """``measure(policy) -> examples/s`` of a few training steps of this very model and data,
-    for ``mixed_precision: auto`` where the machine's flags do not settle it."""
-
-    def measure(policy: str) -> float:
-        with runtime.dtype_policy(policy):
-            model = compiled_model(config, info, head, label_format, 100, data)
-            model.fit(data.train.take(2 * config.steps_per_execution), verbose=0)  # traces
-            timed = data.train.take(2 * config.steps_per_execution)
-            start = time.perf_counter()
-            model.fit(timed, verbose=0)
-            return (
-                2 * config.steps_per_execution * config.batch_size / (time.perf_counter() - start)
-            )
-
-    return measure
-
-
 def fit_callbacks(config, run: RunDir, history: list[dict], data: Data, head, info) -> list:
     shown = slice(0, TENSORBOARD_EVAL_EXAMPLES)
     images, labels = data.monitored
@@ -283,9 +272,14 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
     #    that do not fit leave nothing behind. The model lives in the strategy's scope; a
     #    checkpoint, when there is one, replaces it with its weights and optimizer state.
     data = load_data(config, info, label_format)
-    policy, reason = runtime.resolve_precision(
-        config.mixed_precision, precision_probe(config, info, head, label_format, data)
-    )
+    probe = PrecisionProbe(
+        lambda: compiled_model(config, info, head, label_format, 100, data),
+        data.train, 2 * config.steps_per_execution, config.batch_size,
+        probe_setting(config), PrecisionCache(cache_dir() / CACHE_FILE),
+    )  # fmt: skip
+    policy, reason = runtime.resolve_precision(config.mixed_precision, probe)
+    if probe.remembered:
+        reason += f"; remembered from an earlier run in {probe.cache.path}"
     kernels = runtime.cpu_kernels()
     if verbose:
         print(f"Precision: {policy} ({reason}); CPU kernels: {kernels}", flush=True)

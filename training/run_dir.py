@@ -32,13 +32,18 @@ class RunDirError(ZooError):
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file, fsync and rename."""
+    """Writes ``text`` to ``path`` through a temporary file, fsync and rename; a failed write (a
+    full disk, say) leaves neither a partial file nor the temporary one behind."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _save_model_atomic(model, tmp: Path, target: Path) -> None:
