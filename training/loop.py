@@ -21,13 +21,7 @@ from training.calibration import calibrate
 from training.callbacks import AtomicCheckpoint, LearningRateAndThroughput
 from training.config import ConfigError, TrainConfig
 from training.metrics import keras_metrics, multiclass_report, multilabel_report
-from training.precision_probe import (
-    CACHE_FILE,
-    PrecisionCache,
-    PrecisionProbe,
-    cache_dir,
-    probe_setting,
-)
+from training.precision_probe import PrecisionCache, PrecisionProbe, probe_setting
 from training.run_dir import RunDir, RunDirError, write_json_atomic
 from training.schedules import build_schedule
 from training.tensorboard import TensorBoardExtras, write_final_metrics, write_hparams
@@ -275,7 +269,7 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
     probe = PrecisionProbe(
         lambda: compiled_model(config, info, head, label_format, 100, data),
         data.train, 2 * config.steps_per_execution, config.batch_size,
-        probe_setting(config), PrecisionCache(cache_dir() / CACHE_FILE),
+        probe_setting(config), PrecisionCache.default(),
     )  # fmt: skip
     policy, reason = runtime.resolve_precision(config.mixed_precision, probe)
     if probe.remembered:

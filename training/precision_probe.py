@@ -63,6 +63,11 @@ class PrecisionCache:
     def __init__(self, path: Path):
         self.path = path
 
+    @classmethod
+    def default(cls) -> "PrecisionCache":
+        """The user's cache: ``precision.json`` in ``cache_dir()``."""
+        return cls(cache_dir() / CACHE_FILE)
+
     @staticmethod
     def key(setting: dict) -> str:
         return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:16]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import precision_probe, runtime
+from training import runtime
 from training.config import build_config, load_yaml
 from training.loop import train
 from training.precision_probe import PrecisionCache, PrecisionProbe, cache_dir, probe_setting
@@ -137,7 +137,6 @@ def test_train_measures_on_its_first_run_and_says_where_it_remembered(
     assert "remembered" not in first
     train(config.model_copy(update={"seed": 1}), verbose=2)
     second = capsys.readouterr().out
-    cache = precision_probe.cache_dir() / precision_probe.CACHE_FILE
-    assert f"remembered from an earlier run in {cache}" in second
+    assert f"remembered from an earlier run in {PrecisionCache.default().path}" in second
     chosen = second.split("Precision: ")[1].split(" ")[0]
     assert chosen == first.split("Precision: ")[1].split(" ")[0]
