@@ -58,10 +58,11 @@ def probe_setting(config: TrainConfig) -> dict:
 
 
 class PrecisionCache:
-    """Examples/s per policy, kept per probe setting in one JSON file."""
+    """Examples/s per policy, kept per probe setting in one JSON file, read once."""
 
     def __init__(self, path: Path):
         self.path = path
+        self._entries: dict | None = None
 
     @classmethod
     def default(cls) -> "PrecisionCache":
@@ -74,14 +75,14 @@ class PrecisionCache:
 
     def speed(self, setting: dict, policy: str) -> float | None:
         """The remembered examples/s of ``policy`` under ``setting``, or None."""
-        value = _speeds(self._read(), self.key(setting)).get(policy)
+        value = _speeds(self._probes(), self.key(setting)).get(policy)
         number = isinstance(value, int | float) and not isinstance(value, bool)
         return float(value) if number and math.isfinite(value) and value > 0 else None
 
     def remember(self, setting: dict, policy: str, speed: float) -> None:
         """Adds ``policy``'s speed to the file (written whole, atomically); a folder that cannot
         be written gets a warning, not an error."""
-        entries = self._read()
+        entries = self._probes()
         key = self.key(setting)
         entries[key] = {
             **setting,
@@ -94,13 +95,18 @@ class PrecisionCache:
         except OSError as error:
             _warn(f"could not remember the precision probe's speeds in {self.path}: {error}")
 
+    def _probes(self) -> dict:
+        if self._entries is None:
+            self._entries = self._read()
+        return self._entries
+
     def _read(self) -> dict:
         """The file's probes; an unreadable or malformed file counts as empty, with a warning."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
             _warn(f"ignoring the precision cache {self.path} ({error}); measuring again")
             return {}
         probes = data.get("probes") if isinstance(data, dict) else None

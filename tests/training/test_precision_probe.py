@@ -78,15 +78,17 @@ def test_a_speed_is_measured_once_then_remembered(tmp_path):
         ).encode(),
         b'{"probes": {"%s": {"examples_per_second": {"float32": NaN}}}}'
         % PrecisionCache.key(SETTING).encode(),
+        b"[" * 100_000,
     ],
     ids=["binary", "truncated", "a list", "probes a list", "entry a string", "negative", "bool",
-         "nan"],
+         "nan", "deeply nested"],
 )  # fmt: skip
-def test_a_broken_cache_is_measured_again_and_rewritten(tmp_path, content):
+def test_a_broken_cache_is_measured_again_and_rewritten(tmp_path, content, capsys):
     cache, builder = PrecisionCache(tmp_path / "precision.json"), CountingBuilder()
     cache.path.write_bytes(content)
-    speed = probe(cache, builder)("float32")
-    assert speed > 0 and builder.builds == 1
+    speeds = [probe(cache, builder)(policy) for policy in ("float32", "mixed_bfloat16")]
+    assert min(speeds) > 0 and builder.builds == 2
+    assert capsys.readouterr().err.count("Warning") <= 1, "one warning, not one per lookup"
     stored = json.loads(cache.path.read_text())
     assert stored["probes"][PrecisionCache.key(SETTING)]["examples_per_second"]["float32"] > 0
 
