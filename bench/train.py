@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 from bench.reference import accuracy_points
 from bench.report import as_runs, time_to, write_result
@@ -263,16 +264,11 @@ def fresh_precision_cache():
     """Points the zoo's runs at an empty precision cache (``training.precision_probe``) while the
     bench runs: the first run of each config measures the policies, as a user's first run does,
     and its later seeds reuse the speeds, as a user's later runs do."""
-    previous = os.environ.get("ZOO_CACHE_DIR")
-    with tempfile.TemporaryDirectory(prefix="zoo-cache-") as folder:
-        os.environ["ZOO_CACHE_DIR"] = folder
-        try:
-            yield
-        finally:
-            if previous is None:
-                os.environ.pop("ZOO_CACHE_DIR", None)
-            else:
-                os.environ["ZOO_CACHE_DIR"] = previous
+    with (
+        tempfile.TemporaryDirectory(prefix="zoo-cache-") as folder,
+        mock.patch.dict(os.environ, {"ZOO_CACHE_DIR": folder}),
+    ):
+        yield
 
 
 def run(*, seeds: int = 3, fashion_seeds: int = 2, runs_root: str = "runs/bench",

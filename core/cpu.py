@@ -1,18 +1,25 @@
 """What this machine's CPU is, from ``/proc/cpuinfo``: training picks its precision and kernels by
 it, and benchmark results are labelled with it."""
 
+import functools
 import os
 import platform
 from pathlib import Path
 
 
-def _cpuinfo_field(name: str) -> str | None:
+@functools.cache
+def _cpuinfo_lines() -> tuple[str, ...]:
+    """``/proc/cpuinfo``, read once per process (the CPU does not change under it)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(name):
-                return line.split(":", 1)[1].strip()
+        return tuple(Path("/proc/cpuinfo").read_text().splitlines())
     except OSError:
-        pass
+        return ()
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    for line in _cpuinfo_lines():
+        if line.startswith(name):
+            return line.split(":", 1)[1].strip()
     return None
 
 

@@ -1,12 +1,22 @@
 """The training bench times each training as its own process, from process start to the final
 test accuracy (issue 9: wall time is what a user waits for)."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from bench.reference import accuracy_points
 from bench.report import time_to
-from bench.train import fashion_targets, mnist_targets, reference_run, summarize, zoo_run
+from bench.train import (
+    fashion_targets,
+    fresh_precision_cache,
+    mnist_targets,
+    reference_run,
+    summarize,
+    zoo_run,
+)
 
 
 def check_clocks(run: dict, epochs: int) -> None:
@@ -103,3 +113,11 @@ def test_fashion_targets_judge_each_seed_within_the_references_median_time():
     targets = fashion_targets(references, late)
     assert targets["zoo_accuracy_within_reference_wall_per_seed"] == [0.92, None]
     assert targets["zoo_accuracy_within_reference_wall"] is None
+
+
+def test_each_bench_run_starts_with_an_empty_precision_cache(monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE_DIR", "/the/user's/cache")
+    with fresh_precision_cache():
+        folder = Path(os.environ["ZOO_CACHE_DIR"])
+        assert folder.is_dir() and not any(folder.iterdir())
+    assert os.environ["ZOO_CACHE_DIR"] == "/the/user's/cache" and not folder.exists()
