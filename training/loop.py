@@ -95,6 +95,17 @@ class Data:
         return self.x_test, self.y_test
 
 
+def train_pipeline(config: TrainConfig, info: datasets.DatasetInfo, label_format: str,
+                   images: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:  # fmt: skip
+    """Shuffled, augmented training batches; multi-worker runs drop the last, partial batch so
+    that every worker takes the same number of steps."""
+    return datasets.make_pipeline(
+        images, labels, batch_size=config.batch_size, shuffle=True, seed=config.seed,
+        augmentation=config.augmentation, drop_remainder=config.strategy == "multiworker",
+        one_hot_classes=info.num_classes if label_format == "one_hot" else None,
+    )  # fmt: skip
+
+
 def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str) -> Data:
     """The three splits and their pipelines; multi-worker runs drop the last, partial batch so
     that every worker takes the same number of steps."""
@@ -115,10 +126,7 @@ def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str
     )
     one_hot = info.num_classes if label_format == "one_hot" else None
     multiworker = config.strategy == "multiworker"
-    train = datasets.make_pipeline(
-        x_train, y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-        augmentation=config.augmentation, one_hot_classes=one_hot, drop_remainder=multiworker,
-    )  # fmt: skip
+    train = train_pipeline(config, info, label_format, x_train, y_train)
     x_monitored, y_monitored = (x_val, y_val) if held_out else (x_test, y_test)
     validation = datasets.make_pipeline(
         x_monitored, y_monitored, batch_size=EVAL_BATCH_SIZE, one_hot_classes=one_hot
@@ -268,12 +276,17 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
     data = load_data(config, info, label_format)
     probe = PrecisionProbe(
         lambda: compiled_model(config, info, head, label_format, 100, data),
-        data.train, 2 * config.steps_per_execution, config.batch_size,
+        train_pipeline(config, info, label_format, data.x_train, data.y_train),
+        2 * config.steps_per_execution, config.batch_size,
         probe_setting(config), PrecisionCache.default(),
     )  # fmt: skip
     policy, reason = runtime.resolve_precision(config.mixed_precision, probe)
     if probe.remembered:
         reason += f"; remembered from an earlier run in {probe.cache.path}"
+    # The probe's models drew initial weights from the run's random streams, and its own pipeline
+    # left the run's shuffling alone: seeding again starts a run that measured from the weights
+    # and batches of one whose speeds were remembered.
+    runtime.seed_everything(config.seed, config.deterministic)
     kernels = runtime.cpu_kernels()
     if verbose:
         print(f"Precision: {policy} ({reason}); CPU kernels: {kernels}", flush=True)
