@@ -107,8 +107,8 @@ def train_pipeline(config: TrainConfig, info: datasets.DatasetInfo, label_format
 
 
 def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str) -> Data:
-    """The three splits and their pipelines; multi-worker runs drop the last, partial batch so
-    that every worker takes the same number of steps."""
+    """The three splits and their pipelines; multi-worker runs count whole batches only (see
+    ``train_pipeline``)."""
 
     def arrays(split: str, limit: int):
         return datasets.load_arrays(config.dataset, split, data_dir=config.data_dir or None,
@@ -276,16 +276,15 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
     data = load_data(config, info, label_format)
     probe = PrecisionProbe(
         lambda: compiled_model(config, info, head, label_format, 100, data),
-        train_pipeline(config, info, label_format, data.x_train, data.y_train),
+        lambda: train_pipeline(config, info, label_format, data.x_train, data.y_train),
         2 * config.steps_per_execution, config.batch_size,
         probe_setting(config), PrecisionCache.default(),
     )  # fmt: skip
     policy, reason = runtime.resolve_precision(config.mixed_precision, probe)
     if probe.remembered:
         reason += f"; remembered from an earlier run in {probe.cache.path}"
-    # The probe's models drew initial weights from the run's random streams, and its own pipeline
-    # left the run's shuffling alone: seeding again starts a run that measured from the weights
-    # and batches of one whose speeds were remembered.
+    # The probe's models drew their initial weights from the run's random streams: seeding again
+    # starts a run that measured from the weights of one whose speeds were remembered.
     runtime.seed_everything(config.seed, config.deterministic)
     kernels = runtime.cpu_kernels()
     if verbose:

@@ -123,16 +123,17 @@ class PrecisionProbe:
 
     Args:
         build: builds and compiles the model under the current dtype policy.
-        train_data: the run's training batches.
+        make_batches: makes the training batches to time, a pipeline of the probe's own (made only
+            when it measures): iterating the run's pipeline would advance its shuffling.
         steps: how many batches to time (as many again trace the step first).
         batch_size: examples per batch.
         setting: what the speeds depend on (``probe_setting``).
         cache: where speeds are remembered.
     """
 
-    def __init__(self, build: Callable[[], keras.Model], train_data: tf.data.Dataset,
+    def __init__(self, build: Callable[[], keras.Model], make_batches: Callable[[], tf.data.Dataset],
                  steps: int, batch_size: int, setting: dict, cache: PrecisionCache):  # fmt: skip
-        self.build, self.train_data = build, train_data
+        self.build, self.make_batches = build, make_batches
         self.steps, self.batch_size = steps, batch_size
         self.setting, self.cache = setting, cache
         self.remembered: list[str] = []  # the policies whose speeds came from the cache
@@ -142,11 +143,12 @@ class PrecisionProbe:
         if speed is not None:
             self.remembered.append(policy)
             return speed
+        batches = self.make_batches().take(self.steps)
         with runtime.dtype_policy(policy):
             model = self.build()
-            model.fit(self.train_data.take(self.steps), verbose=0)  # traces
+            model.fit(batches, verbose=0)  # traces
             start = time.perf_counter()
-            model.fit(self.train_data.take(self.steps), verbose=0)
+            model.fit(batches, verbose=0)
             speed = self.steps * self.batch_size / (time.perf_counter() - start)
         self.cache.remember(self.setting, policy, speed)
         return speed

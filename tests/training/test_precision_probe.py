@@ -24,10 +24,15 @@ def tiny_batches() -> tf.data.Dataset:
 
 
 class CountingBuilder:
-    """Builds a small compiled model under the current dtype policy and counts its builds."""
+    """Builds a small compiled model under the current dtype policy, makes its batches, and
+    counts both."""
 
     def __init__(self):
-        self.builds, self.policies = 0, []
+        self.builds, self.policies, self.pipelines = 0, [], 0
+
+    def make_batches(self) -> tf.data.Dataset:
+        self.pipelines += 1
+        return tiny_batches()
 
     def __call__(self) -> keras.Model:
         self.builds += 1
@@ -45,7 +50,7 @@ def learned(run) -> tuple[list[dict], dict]:
 
 
 def probe(cache: PrecisionCache, builder: CountingBuilder, setting=SETTING) -> PrecisionProbe:
-    return PrecisionProbe(builder, tiny_batches(), 2, 8, setting, cache)
+    return PrecisionProbe(builder, builder.make_batches, 2, 8, setting, cache)
 
 
 def test_a_speed_is_measured_once_then_remembered(tmp_path):
@@ -59,6 +64,7 @@ def test_a_speed_is_measured_once_then_remembered(tmp_path):
     assert again("float32") == pytest.approx(speeds["float32"], abs=0.05)
     assert again("mixed_bfloat16") == pytest.approx(speeds["mixed_bfloat16"], abs=0.05)
     assert builder.builds == 2 and again.remembered == ["float32", "mixed_bfloat16"]
+    assert builder.pipelines == 2  # a remembered speed makes no pipeline
 
     other_step = {**SETTING, "step": {"model": "tiny", "batch_size": 16}}
     probe(cache, builder, other_step)("float32")
