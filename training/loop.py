@@ -95,6 +95,11 @@ class Data:
         return self.x_test, self.y_test
 
 
+def one_hot_classes(info: datasets.DatasetInfo, label_format: str) -> int | None:
+    """The width the pipelines turn integer labels into one-hot rows of, or None to keep them."""
+    return info.num_classes if label_format == "one_hot" else None
+
+
 def train_pipeline(config: TrainConfig, info: datasets.DatasetInfo, label_format: str,
                    images: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:  # fmt: skip
     """Shuffled, augmented training batches; multi-worker runs drop the last, partial batch so
@@ -102,7 +107,7 @@ def train_pipeline(config: TrainConfig, info: datasets.DatasetInfo, label_format
     return datasets.make_pipeline(
         images, labels, batch_size=config.batch_size, shuffle=True, seed=config.seed,
         augmentation=config.augmentation, drop_remainder=config.strategy == "multiworker",
-        one_hot_classes=info.num_classes if label_format == "one_hot" else None,
+        one_hot_classes=one_hot_classes(info, label_format),
     )  # fmt: skip
 
 
@@ -124,12 +129,14 @@ def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str
         (x_train[:keep], x_train[keep:]),
         (y_train[:keep], y_train[keep:]),
     )
-    one_hot = info.num_classes if label_format == "one_hot" else None
     multiworker = config.strategy == "multiworker"
     train = train_pipeline(config, info, label_format, x_train, y_train)
     x_monitored, y_monitored = (x_val, y_val) if held_out else (x_test, y_test)
     validation = datasets.make_pipeline(
-        x_monitored, y_monitored, batch_size=EVAL_BATCH_SIZE, one_hot_classes=one_hot
+        x_monitored,
+        y_monitored,
+        batch_size=EVAL_BATCH_SIZE,
+        one_hot_classes=one_hot_classes(info, label_format),
     )
     steps = (
         len(x_train) // config.batch_size
