@@ -84,10 +84,13 @@ def _check_size(shape: tuple[int, ...], dtype: np.dtype, name: str, dtype_name: 
             f"Input {name!r}: shape {list(shape)} of {dtype_name} is {count * itemsize:,} bytes, "
             f"over the server's limit of {max_bytes:,} bytes per tensor."
         )
-    if max(shape, default=0) > max_bytes:  # even beside a 0: numpy refuses such shapes
+    # An empty tensor holds nothing, but numpy still refuses a shape whose other dimensions
+    # would overflow its size: those dimensions answer to the same limit.
+    spanned = math.prod(d for d in shape if d) * itemsize
+    if spanned > max_bytes:
         raise ResourceExhausted(
-            f"Input {name!r}: dimension {max(shape)} of shape {list(shape)} exceeds the server's "
-            f"limit of {max_bytes:,} bytes per tensor."
+            f"Input {name!r}: shape {list(shape)} of {dtype_name} spans {spanned:,} bytes beside "
+            f"its empty dimension, over the server's limit of {max_bytes:,} bytes per tensor."
         )
     return count
 

@@ -6,7 +6,7 @@ import contextlib
 import time
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tritonclient.grpc import service_pb2
@@ -99,8 +99,17 @@ def check_outcome(convert):
         validate_inputs(SIGNATURE, {"images": array}, max_batch=64)
 
 
+EMPTY_BESIDE_HUGE = tensor_pb2.TensorProto(  # found by this test: numpy's size overflowed
+    dtype=types_pb2.DT_FLOAT,
+    tensor_shape=tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in (0, 38870, 38963, 38974, 39065)]
+    ),
+)
+
+
 @FUZZ
 @given(tensor_protos())
+@example(EMPTY_BESIDE_HUGE)
 def test_any_tensor_proto_converts_or_is_refused(proto):
     check_outcome(lambda: converters.tensor_proto_to_numpy(proto, "images", LIMIT))
 
