@@ -6,12 +6,11 @@ message). Anything else becomes INTERNAL, logged with its traceback.
 """
 
 import functools
-import logging
 import time
 
 import grpc
 
-log = logging.getLogger("zoo.serving")
+from serving.request_log import log
 
 
 class ServingError(Exception):
@@ -73,7 +72,8 @@ def grpc_errors(method):
     """Wraps an async servicer method: ServingError -> its status; other exceptions -> INTERNAL.
 
     Every call's outcome and latency go to the servicer's ``metrics.record_request``, labelled with
-    the model's name only when the repository knows it; every failed call is logged in one line.
+    the model's name only when the repository knows it; every failed call is logged in one line,
+    within ``serving.request_log``'s bound.
     """
 
     @functools.wraps(method)

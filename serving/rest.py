@@ -34,8 +34,9 @@ from core.outputs import ranked
 from serving import rest_codec
 from serving.auth import bearer_token
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
-from serving.errors import InvalidArgument, NotFound, ServingError, log
+from serving.errors import InvalidArgument, NotFound, ServingError
 from serving.metrics import ServerMetrics
+from serving.request_log import log
 
 PLATFORM = "tensorflow_savedmodel"
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")

@@ -1,15 +1,18 @@
-"""Memory across hot reloads (``pytest -m slow``): 30 cycles of a 100 MB model through one
-server; after the second cycle, resident memory may grow by less than 5 % of the model's size per
-cycle."""
+"""Memory over a long uptime (``pytest -m slow``): 30 hot-reload cycles of a 100 MB model through
+one server, after the second of which resident memory may grow by less than 5 % of the model's size
+per cycle; and a long stream of good and refused requests, gRPC and REST, that must leave it flat.
+"""
 
 import shutil
 import time
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import loopback_settings
+from test_rest_api import call
 
 from serving.client import PredictionClient
 from serving.server import ServerThread
@@ -75,3 +78,25 @@ def test_memory_stays_flat_across_reloads(tmp_path):
     print(f"RSS after each cycle (MB): {[round(s) for s in samples]}")
     print(f"growth per cycle after the second: {growth_per_cycle:.1f} MB")
     assert growth_per_cycle < 0.05 * MODEL_MB
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_under_a_stream_of_good_and_refused_requests(make_repo, test_images):
+    images = test_images[0][:8]
+    wrong_shape = np.zeros((2, 27, 28, 1), np.uint8)
+    samples = []
+    with ServerThread(loopback_settings(make_repo())) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        for _ in range(8):
+            for request in range(500):
+                assert client.predict("mnist", images)["probabilities"].shape == (8, 10)
+                for model, bad in (("mnist", wrong_shape), ("nowhere", images)):
+                    with pytest.raises(grpc.RpcError):
+                        client.predict(model, bad)
+                if request % 5 == 0:
+                    body = {"instances": images[:2].tolist()}
+                    assert call(running.rest_port, "/v1/models/mnist:predict", body)[0] == 200
+                    assert call(running.rest_port, "/v1/models/mnist:predict", b"[")[0] == 400
+            samples.append(resident_mb())
+    print(f"RSS after each 1,700 requests (MB): {[round(s, 1) for s in samples]}")
+    assert samples[-1] - samples[1] < 10

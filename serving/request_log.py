@@ -1,0 +1,51 @@
+"""The log of failed requests, bounded so that a client that sends bad requests in a loop cannot
+flood it.
+
+Each failed request logs one line, up to ``BURST`` lines in any window of ``WINDOW_SECONDS``;
+beyond that its lines are dropped and counted, and the first line of a later window says how many
+were dropped. The request metrics (``zoo_requests_total`` by code) still count every failure, so
+nothing is lost but the repetition: a server under a stream of malformed requests writes at most
+``BURST`` lines per window instead of one per request.
+"""
+
+import logging
+import threading
+import time
+
+BURST = 20
+WINDOW_SECONDS = 10.0
+
+
+class RateLimit(logging.Filter):
+    """Passes at most ``burst`` records per ``window`` seconds; the first record passed after a
+    window that dropped some says how many."""
+
+    def __init__(self, burst: int = BURST, window: float = WINDOW_SECONDS, clock=time.monotonic):
+        super().__init__()
+        self.burst, self.window, self.clock = burst, window, clock
+        self.window_start = float("-inf")
+        self.passed = self.dropped = 0
+        self.lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self.lock:
+            now = self.clock()
+            if now - self.window_start >= self.window:
+                self.window_start, self.passed = now, 0
+            if self.passed >= self.burst:
+                self.dropped += 1
+                return False
+            self.passed += 1
+            dropped, self.dropped = self.dropped, 0
+        if dropped:
+            record.msg = (
+                f"{record.getMessage()} ({dropped} failed requests before it not logged: more "
+                f"than {self.burst} in {self.window:g} s)"
+            )
+            record.args = ()
+        return True
+
+
+log = logging.getLogger("zoo.serving.requests")
+limit = RateLimit()
+log.addFilter(limit)
