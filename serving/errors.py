@@ -41,6 +41,13 @@ class DeadlineExceeded(ServingError):
     http = 504
 
 
+class RequestTimeout(ServingError):
+    """A REST request whose body did not arrive in time (the gRPC transport bounds its own)."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    http = 408
+
+
 class Unavailable(ServingError):
     code = grpc.StatusCode.UNAVAILABLE
     http = 503

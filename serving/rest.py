@@ -35,6 +35,7 @@ from serving import rest_codec
 from serving.auth import bearer_token
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, NotFound, ServingError
+from serving.idle_connections import IdleConnections
 from serving.metrics import ServerMetrics
 from serving.request_log import log
 
@@ -59,9 +60,9 @@ def _route_name(request: web.Request) -> str:
     return "REST:" + (name if name.startswith(("tf_", "v2_")) else "unrouted")
 
 
-async def _json_body(request: web.Request) -> dict:
+def _json_body(raw: bytes) -> dict:
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InvalidArgument(f"The body is not valid JSON: {error}.") from None
     except RecursionError:
@@ -82,11 +83,19 @@ class RestApi:
         metrics: request metrics (method names start with ``REST:``).
         token: when set, every route but the v2 health checks needs ``Authorization: Bearer``.
         max_body_bytes: largest request body (413 beyond it).
+        idle_timeout: how long a connection may go without sending a request's headers, and a
+            request's body may take to arrive (``serving.idle_connections``); 0: no limit.
     """
 
-    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, token: str, max_body_bytes):
+    def __init__(
+        self, dataplane: DataPlane, metrics: ServerMetrics, token: str, max_body_bytes: int,
+        idle_timeout: float = 0,
+    ):  # fmt: skip
         self.dataplane, self.metrics, self.token = dataplane, metrics, token.encode()
-        self.app = web.Application(client_max_size=max_body_bytes, middlewares=[self._errors])
+        self.idle = IdleConnections(idle_timeout)
+        middlewares = [self.idle.middleware, self._errors] if idle_timeout else [self._errors]
+        self.app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
+        self.app.on_cleanup.append(self.idle.stop)
         routes = [
             web.get("/v2", self.v2_server_metadata),
             web.get("/v2/health/live", self.v2_live),
@@ -192,7 +201,7 @@ class RestApi:
         )
 
     async def tf_predict(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = _json_body(await self.idle.read_body(request))
         servable = self._servable(request)
         signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
         signature = self.dataplane.signature(servable, signature_name)
@@ -213,7 +222,7 @@ class RestApi:
         )
 
     async def tf_classify(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = _json_body(await self.idle.read_body(request))
         servable = self._servable(request)
         signature = self.dataplane.classifier(servable, body.get("signature_name"))
         ((input_name, spec),) = signature.inputs.items()
@@ -304,7 +313,7 @@ class RestApi:
         return web.json_response({"name": servable.name, "ready": True})
 
     async def v2_infer(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = _json_body(await self.idle.read_body(request))
         servable = self._v2_servable(request)
         signature_name = (body.get("parameters") or {}).get("signature_name", DEFAULT_SIGNATURE)
         signature = self.dataplane.signature(servable, signature_name)

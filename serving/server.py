@@ -64,9 +64,14 @@ async def _start_rest(
     """Starts the REST front end on ``settings.rest_port``; returns ``(runner, bound port)``."""
     if settings.rest_port < 0:
         return None, -1
-    api = RestApi(dataplane, metrics, settings.auth_token, settings.max_message_bytes)
-    runner = web.AppRunner(api.app, access_log=None, shutdown_timeout=settings.grace_seconds)
+    idle = settings.idle_timeout_seconds
+    api = RestApi(dataplane, metrics, settings.auth_token, settings.max_message_bytes, idle)
+    between_requests = {"keepalive_timeout": idle} if idle else {}
+    runner = web.AppRunner(
+        api.app, access_log=None, shutdown_timeout=settings.grace_seconds, **between_requests
+    )
     await runner.setup()
+    api.idle.start(runner.server)
     site = web.TCPSite(
         runner,
         settings.host,
@@ -104,19 +109,30 @@ async def _poll_forever(dataplane: DataPlane, seconds: float) -> None:
             log.exception("Polling the model repository failed")
 
 
-def connection_age_options(settings: ServerSettings) -> list[tuple[str, int]]:
-    """gRPC's MAX_CONNECTION_AGE and its grace, when ``--max-connection-age-seconds`` is set.
+def connection_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """gRPC's bounds on a connection's life, from ``--max-connection-age-seconds`` and
+    ``--idle-timeout-seconds``.
 
     A gRPC client keeps one HTTP/2 connection for as long as it lives, and the kernel (workers on
     SO_REUSEPORT) or a Kubernetes Service chose its process when it connected: without an age,
-    a worker or replica added later never gets that client's requests.
+    a worker or replica added later never gets that client's requests. The idle timeout ends
+    connections with no call in flight (GOAWAY; a client reconnects on its next call) and, as the
+    handshake timeout, connections that never complete their handshake (raw TCP connections that
+    send nothing, or not even HTTP/2's settings), which otherwise hold a file descriptor forever.
     """
-    if not settings.max_connection_age_seconds:
-        return []
-    return [
-        ("grpc.max_connection_age_ms", int(1000 * settings.max_connection_age_seconds)),
-        ("grpc.max_connection_age_grace_ms", int(1000 * settings.grace_seconds)),
-    ]
+    options = []
+    if settings.max_connection_age_seconds:
+        options += [
+            ("grpc.max_connection_age_ms", int(1000 * settings.max_connection_age_seconds)),
+            ("grpc.max_connection_age_grace_ms", int(1000 * settings.grace_seconds)),
+        ]
+    if settings.idle_timeout_seconds:
+        idle_ms = int(1000 * settings.idle_timeout_seconds)
+        options += [
+            ("grpc.max_connection_idle_ms", idle_ms),
+            ("grpc.server_handshake_timeout_ms", idle_ms),
+        ]
+    return options
 
 
 async def serve(
@@ -171,7 +187,7 @@ async def serve(
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", int(worker)),
-            *connection_age_options(settings),
+            *connection_options(settings),
         ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(

@@ -139,6 +139,15 @@ class ServerSettings(BaseSettings):
         "reconnect, in-flight calls get --grace-seconds), so long-lived clients spread over "
         "workers and replicas started later; 0: never",
     )
+    idle_timeout_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=86400,
+        description="close a connection that carries no request for this long: a gRPC connection "
+        "with no call in flight (clients reconnect by themselves) or one that never completes its "
+        "handshake; a REST connection between requests, or one that has not sent a whole request "
+        "(headers, then body) within it; 0: never",
+    )
 
     @model_validator(mode="after")
     def _workers_need_fixed_ports(self):
@@ -146,6 +155,15 @@ class ServerSettings(BaseSettings):
             raise ValueError(
                 "several workers share fixed ports: give --port and --rest-port (not 0), or "
                 "--workers 1"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _idle_timeout_is_never_or_a_second_at_least(self):
+        if 0 < self.idle_timeout_seconds < 1:
+            raise ValueError(
+                f"idle_timeout_seconds={self.idle_timeout_seconds:g}: 0 (never) or at least 1 s, "
+                "or handshakes and requests in progress would be cut off"
             )
         return self
 
