@@ -4,6 +4,10 @@ process in tests), exposed over HTTP on the metrics port.
 With several worker processes (``serving.workers``), prometheus-client's multiprocess mode keeps
 each worker's values in files under ``PROMETHEUS_MULTIPROC_DIR`` and the supervisor serves their
 sum: one server, as the client sees it.
+
+prometheus-client serves each connection on a thread of its own; a connection that goes quiet for
+the idle timeout (``--idle-timeout-seconds``) is dropped, so clients that connect and send nothing
+cannot pile up threads.
 """
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -73,16 +77,41 @@ class ServerMetrics:
         for wait in waits:
             self.queue_seconds.labels(model).observe(wait)
 
-    def serve_http(self, host: str, port: int):
+    def serve_http(self, host: str, port: int, idle_timeout: float = 0):
         """Starts the /metrics HTTP server; returns ``(server, bound_port)``."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        return server, server.server_port
+        return _serve(host, port, self.registry, idle_timeout)
 
 
-def serve_workers_metrics(host: str, port: int, folder: str):
+def serve_workers_metrics(host: str, port: int, folder: str, idle_timeout: float = 0):
     """The /metrics HTTP server of a supervisor: the sum of its workers' values in ``folder``
     (``PROMETHEUS_MULTIPROC_DIR``); returns ``(server, bound_port)``."""
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=folder)
+    return _serve(host, port, registry, idle_timeout)
+
+
+def _serve(host: str, port: int, registry: CollectorRegistry, idle_timeout: float):
+    """prometheus-client's HTTP server for ``registry``, its connections dropped after
+    ``idle_timeout`` seconds without a byte from the client (0: never)."""
     server, _thread = start_http_server(port, addr=host, registry=registry)
+    if idle_timeout:
+        server.RequestHandlerClass = _dropping_quiet_clients(
+            server.RequestHandlerClass, idle_timeout
+        )
     return server, server.server_port
+
+
+def _dropping_quiet_clients(handler: type, seconds: float) -> type:
+    """``handler`` with a socket timeout of ``seconds``; a client that times out is dropped
+    quietly (wsgiref would print a traceback for it)."""
+
+    class QuietClientsDropped(handler):
+        timeout = seconds
+
+        def handle(self):
+            try:
+                super().handle()
+            except TimeoutError:
+                self.close_connection = True
+
+    return QuietClientsDropped

@@ -227,7 +227,7 @@ async def serve(
     if settings.metrics_port >= 0 and not worker:
         try:
             metrics_server, metrics_port = metrics.serve_http(
-                settings.metrics_host, settings.metrics_port
+                settings.metrics_host, settings.metrics_port, settings.idle_timeout_seconds
             )
         except OSError as error:
             await dataplane.close()

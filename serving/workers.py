@@ -107,8 +107,9 @@ def run_workers(settings: ServerSettings) -> int:
         slots.extend(start_worker(index) for index in range(count))
         if settings.metrics_port >= 0:
             metrics_server, _ = serve_workers_metrics(
-                settings.metrics_host, settings.metrics_port, metrics_dir
-            )
+                settings.metrics_host, settings.metrics_port, metrics_dir,
+                settings.idle_timeout_seconds,
+            )  # fmt: skip
         for signum in STOP_SIGNALS:
             signal.signal(signum, forward)
         log.info("Started %d workers (%d TensorFlow threads each)", count, threads)

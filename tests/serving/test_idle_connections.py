@@ -1,4 +1,4 @@
-"""Connections that carry no request are closed after ``--idle-timeout-seconds``, on both ports:
+"""Connections that carry no request are closed after ``--idle-timeout-seconds``, on every port:
 raw TCP connections that send nothing, slowloris headers, idle keep-alive, a body that never
 comes; clients that go quiet between calls reconnect by themselves."""
 
@@ -6,6 +6,7 @@ import select
 import shutil
 import socket
 import time
+import urllib.request
 
 import pytest
 from helpers import loopback_settings
@@ -22,7 +23,9 @@ TIMEOUT = 1.0
 def running(tmp_path_factory, exported_version):
     root = tmp_path_factory.mktemp("repo")
     shutil.copytree(exported_version, root / "mnist" / "1")
-    with ServerThread(loopback_settings(root, idle_timeout_seconds=TIMEOUT)) as server:
+    with ServerThread(
+        loopback_settings(root, idle_timeout_seconds=TIMEOUT, metrics_port=0)
+    ) as server:
         yield server
 
 
@@ -55,11 +58,20 @@ def connect(port: int) -> socket.socket:
     return sock
 
 
-@pytest.mark.parametrize("which", ["grpc", "rest"])
-def test_a_connection_that_sends_nothing_is_closed(running, which):
-    port = running.port if which == "grpc" else running.rest_port
-    with connect(port) as sock:
+@pytest.mark.parametrize("which", ["port", "rest_port", "metrics_port"])
+def test_a_connection_that_sends_nothing_is_closed(running, which, capfd):
+    with connect(getattr(running, which)) as sock:
         assert TIMEOUT * 0.5 <= seconds_until_closed(sock) <= TIMEOUT + 2
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_metrics_answer_while_silent_connections_wait_to_be_dropped(running):
+    silent = [connect(running.metrics_port) for _ in range(20)]
+    url = f"http://127.0.0.1:{running.metrics_port}/metrics"
+    assert urllib.request.urlopen(url, timeout=10).status == 200
+    for sock in silent:
+        assert seconds_until_closed(sock) <= TIMEOUT + 4  # accepted in turn: a little later
+        sock.close()
 
 
 def test_a_grpc_connection_that_never_finishes_its_handshake_is_closed(running):
