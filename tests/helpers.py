@@ -62,7 +62,16 @@ def loopback_settings(repo, **overrides):
     return ServerSettings(**{**values, **overrides})
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port that no earlier call handed out: the kernel may give the same free
+    port to two calls in a row, and a test that asks for a gRPC and a REST port needs two."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port

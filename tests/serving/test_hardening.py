@@ -262,6 +262,7 @@ def test_a_low_open_files_limit_is_raised_so_idle_connections_cannot_lock_client
             connection.close()
         server.terminate()
         log = server.communicate(timeout=60)[1]
+        print(f"server log:\n{log}")  # shown when the test fails
     assert "Raised the open-files limit from 256 to 4096" in log
 
 
