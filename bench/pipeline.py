@@ -9,13 +9,12 @@ import time
 from bench.reference import reference_throughput
 from bench.report import write_result
 from training import datasets
+from training.datasets.pipeline import make_pipeline
 
 
 def pipeline_throughput(x, y, *, epochs: int = 3, batch_size: int = 128) -> float:
     """examples/s of the training pipeline (shuffle, gather, scale, shift augmentation)."""
-    dataset = datasets.make_pipeline(
-        x, y, batch_size=batch_size, shuffle=True, augmentation="shift"
-    )
+    dataset = make_pipeline(x, y, batch_size=batch_size, shuffle=True, augmentation="shift")
     for _ in dataset.take(20):  # warm-up: tracing and the first prefetch
         pass
     start = time.perf_counter()

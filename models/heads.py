@@ -19,7 +19,7 @@ decisions is ``core.outputs``'. The mathematics is in ``docs/losses.md``.
 from dataclasses import dataclass
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from core.outputs import MULTICLASS, MULTILABEL
 from models.losses import BinaryFocalLoss, CategoricalFocalLoss
@@ -120,11 +120,11 @@ class Head:
             return keras.losses.CategoricalCrossentropy(**common)
         return keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
 
-    def probabilities(self, outputs: tf.Tensor) -> tf.Tensor:
+    def probabilities(self, outputs):
         """Probabilities from the model's output, applying the activation exactly once."""
         if not self.from_logits:
             return outputs
-        return tf.nn.softmax(outputs) if self.activation == "softmax" else tf.sigmoid(outputs)
+        return ops.softmax(outputs) if self.activation == "softmax" else ops.sigmoid(outputs)
 
     def check_loss(self, loss) -> None:
         """ValueError naming both when ``loss`` expects another output than this head gives.

@@ -14,56 +14,70 @@ section 7):
 
 Both accept probabilities too (``from_logits=False``): the logits behind a Keras softmax/sigmoid
 layer are recovered as Keras' TensorFlow backend does, otherwise the probabilities are clipped to
-``[1e-7, 1 - 1e-7]`` and inverted.
+``[1e-7, 1 - 1e-7]`` and inverted. Written on ``keras.ops``, so they run on every Keras backend.
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 EPSILON = 1e-7
 
 
-def recover_logits(outputs: tf.Tensor, activation: str) -> tf.Tensor:
+def _graph_input(outputs, activation: str):
+    """The input of the TensorFlow graph op that made ``outputs``, when that op is ``activation``
+    (inside ``tf.function``); None on other backends, eagerly, or for any other op."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf  # only this backend has graph ops to look through
+
+    op = getattr(outputs, "op", None)
+    if tf.executing_eagerly() or op is None or op.type.lower() != activation:
+        return None
+    return op.inputs[0]
+
+
+def recover_logits(outputs, activation: str):
     """Logits behind ``outputs``, the output of a softmax or sigmoid.
 
     Keras' TensorFlow backend marks the output of its activations with ``_keras_logits`` (eager)
-    and the graph op keeps its input (``tf.function``); otherwise the probabilities are clipped to
-    ``[1e-7, 1 - 1e-7]`` and inverted, which is where Keras' own probability path clips too.
+    and the graph op keeps its input (``tf.function``); otherwise, as on the other backends, the
+    probabilities are clipped to ``[1e-7, 1 - 1e-7]`` and inverted, which is where Keras' own
+    probability path clips too.
     """
     marked = getattr(outputs, "_keras_logits", None)
     if marked is not None:
-        return tf.cast(marked, outputs.dtype)
-    op = getattr(outputs, "op", None)
-    if not tf.executing_eagerly() and op is not None and op.type.lower() == activation:
-        return op.inputs[0]
-    probabilities = tf.clip_by_value(outputs, EPSILON, 1.0 - EPSILON)
+        return ops.cast(marked, outputs.dtype)
+    logits = _graph_input(outputs, activation)
+    if logits is not None:
+        return logits
+    probabilities = ops.clip(outputs, EPSILON, 1.0 - EPSILON)
     if activation == "softmax":
-        return tf.math.log(probabilities)
-    return tf.math.log(probabilities) - tf.math.log1p(-probabilities)
+        return ops.log(probabilities)
+    return ops.log(probabilities) - ops.log1p(-probabilities)
 
 
-def _class_weights(alpha, num_classes: int, dtype) -> tf.Tensor:
+def _class_weights(alpha, num_classes: int, dtype):
     """``alpha`` as a [K] tensor: one number for every class, or one per class; None means 1."""
     if alpha is None:
-        return tf.ones([num_classes], dtype)
-    weights = tf.cast(tf.reshape(alpha, [-1]), dtype)
-    return tf.broadcast_to(weights, [num_classes])
+        return ops.ones([num_classes], dtype)
+    weights = ops.reshape(ops.convert_to_tensor(alpha, dtype), [-1])
+    return ops.broadcast_to(weights, [num_classes])
 
 
-def softmax_log_odds(logits: tf.Tensor) -> tf.Tensor:
+def softmax_log_odds(logits):
     """``a_k = logsumexp(z_j for j != k) - z_k`` for every class k, so that
     ``log p_k = -softplus(a_k)`` and ``log(1 - p_k) = -softplus(-a_k)``.
 
     Both stay exact where ``p_k`` rounds to 0 or 1 in float32 (``log_softmax`` returns exactly 0
     for the top class once it leads by about 17), and both are differentiable everywhere.
     """
-    num_classes = tf.shape(logits)[-1]
-    others = tf.where(
-        tf.eye(num_classes, dtype=tf.bool),
-        tf.constant(-float("inf"), logits.dtype),
+    num_classes = logits.shape[-1]
+    others = ops.where(
+        ops.eye(num_classes, dtype="bool"),
+        ops.cast(-float("inf"), logits.dtype),
         logits[..., None, :],
     )  # [..., K, K]: row k holds the logits with class k masked out
-    return tf.reduce_logsumexp(others, axis=-1) - logits
+    return ops.logsumexp(others, axis=-1) - logits
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -95,18 +109,18 @@ class CategoricalFocalLoss(keras.losses.Loss):
         self.from_logits, self.label_smoothing = from_logits, float(label_smoothing)
 
     def call(self, y_true, y_pred):
-        logits = y_pred if self.from_logits else recover_logits(y_pred, "softmax")
-        num_classes = tf.shape(logits)[-1]
-        y_true = tf.cast(y_true, logits.dtype)
+        logits = (
+            ops.convert_to_tensor(y_pred) if self.from_logits else recover_logits(y_pred, "softmax")
+        )
+        num_classes = logits.shape[-1]
+        y_true = ops.cast(y_true, logits.dtype)
         if self.label_smoothing:
-            y_true = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / tf.cast(
-                num_classes, logits.dtype
-            )
+            y_true = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / num_classes
         log_odds = softmax_log_odds(logits)
         weight = _class_weights(self.alpha, num_classes, logits.dtype)
         if self.gamma:
-            weight = weight * tf.exp(-self.gamma * tf.nn.softplus(-log_odds))  # (1 - p)^gamma
-        return tf.reduce_sum(y_true * weight * tf.nn.softplus(log_odds), axis=-1)  # -log p
+            weight = weight * ops.exp(-self.gamma * ops.softplus(-log_odds))  # (1 - p)^gamma
+        return ops.sum(y_true * weight * ops.softplus(log_odds), axis=-1)  # -log p
 
     def get_config(self):
         return {
@@ -154,13 +168,15 @@ class BinaryFocalLoss(keras.losses.Loss):
         self.from_logits, self.label_smoothing = from_logits, float(label_smoothing)
 
     def call(self, y_true, y_pred):
-        logits = y_pred if self.from_logits else recover_logits(y_pred, "sigmoid")
-        num_classes = tf.shape(logits)[-1]
-        y_true = tf.cast(y_true, logits.dtype)
+        logits = (
+            ops.convert_to_tensor(y_pred) if self.from_logits else recover_logits(y_pred, "sigmoid")
+        )
+        num_classes = logits.shape[-1]
+        y_true = ops.cast(y_true, logits.dtype)
         if self.label_smoothing:
             y_true = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / 2.0
-        log_p = -tf.nn.softplus(-logits)
-        log_not_p = -tf.nn.softplus(logits)
+        log_p = -ops.softplus(-logits)
+        log_not_p = -ops.softplus(logits)
         positive, negative = y_true, 1.0 - y_true
         if self.pos_weight is not None:
             positive = positive * _class_weights(self.pos_weight, num_classes, logits.dtype)
@@ -168,9 +184,9 @@ class BinaryFocalLoss(keras.losses.Loss):
             alpha = _class_weights(self.alpha, num_classes, logits.dtype)
             positive, negative = positive * alpha, negative * (1.0 - alpha)
         if self.gamma:
-            positive = positive * tf.exp(self.gamma * log_not_p)
-            negative = negative * tf.exp(self.gamma * log_p)
-        return -tf.reduce_mean(positive * log_p + negative * log_not_p, axis=-1)
+            positive = positive * ops.exp(self.gamma * log_not_p)
+            negative = negative * ops.exp(self.gamma * log_p)
+        return -ops.mean(positive * log_p + negative * log_not_p, axis=-1)
 
     def get_config(self):
         return {

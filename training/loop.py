@@ -19,53 +19,16 @@ import models
 from training import datasets, distributed, runtime
 from training.calibration import calibrate
 from training.callbacks import AtomicCheckpoint, LearningRateAndThroughput
-from training.config import ConfigError, TrainConfig
+from training.config import TrainConfig
+from training.datasets import pipeline
 from training.metrics import keras_metrics, multiclass_report, multilabel_report
 from training.precision_probe import PrecisionCache, PrecisionProbe, probe_setting
+from training.recipe import build_model, build_optimizer, label_format_for
 from training.run_dir import RunDir, RunDirError, write_json_atomic
-from training.schedules import build_schedule
 from training.tensorboard import TensorBoardExtras, write_final_metrics, write_hparams
 
 EVAL_BATCH_SIZE = 512
 TENSORBOARD_EVAL_EXAMPLES = 512
-
-
-def label_format_for(task: str, head: models.Head, config: TrainConfig) -> str:
-    """Sparse ids, one-hot or multi-hot rows: what the loss needs for this dataset and head."""
-    if task == datasets.MULTILABEL:
-        return "multi_hot"
-    if head.task == datasets.MULTILABEL:  # a sigmoid head on a multiclass task, asked for
-        return "one_hot"
-    return head.label_format(label_smoothing=config.label_smoothing, focal=config.focal)
-
-
-def build_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
-    lr = build_schedule(config.schedule, config.lr, total_steps, config.warmup_fraction)
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(
-            lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay or None
-        )
-    if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
-    return keras.optimizers.Adam(lr)
-
-
-def build_model(config: TrainConfig, info: datasets.DatasetInfo) -> keras.Model:
-    """The configured model; ConfigError when its ``model_options`` do not fit the builder."""
-    try:
-        return models.create_model(
-            config.model,
-            input_shape=info.input_shape,
-            num_classes=info.num_classes,
-            head=config.head,
-            task=info.task,
-            allow_sigmoid_for_multiclass=config.allow_sigmoid_for_multiclass,
-            **config.model_options,
-        )
-    except (TypeError, ValueError) as error:
-        raise ConfigError(
-            f"model_options {config.model_options!r} do not fit model {config.model!r}: {error}"
-        ) from None
 
 
 @dataclass
@@ -104,7 +67,7 @@ def train_pipeline(config: TrainConfig, info: datasets.DatasetInfo, label_format
                    images: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:  # fmt: skip
     """Shuffled, augmented training batches; multi-worker runs drop the last, partial batch so
     that every worker takes the same number of steps."""
-    return datasets.make_pipeline(
+    return pipeline.make_pipeline(
         images, labels, batch_size=config.batch_size, shuffle=True, seed=config.seed,
         augmentation=config.augmentation, drop_remainder=config.strategy == "multiworker",
         one_hot_classes=one_hot_classes(info, label_format),
@@ -132,7 +95,7 @@ def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str
     multiworker = config.strategy == "multiworker"
     train = train_pipeline(config, info, label_format, x_train, y_train)
     x_monitored, y_monitored = (x_val, y_val) if held_out else (x_test, y_test)
-    validation = datasets.make_pipeline(
+    validation = pipeline.make_pipeline(
         x_monitored,
         y_monitored,
         batch_size=EVAL_BATCH_SIZE,
@@ -231,7 +194,7 @@ def fit_callbacks(config, run: RunDir, history: list[dict], data: Data, head, in
 def predict_outputs(model, head, images: np.ndarray) -> dict[str, np.ndarray]:
     """``{"probabilities", "logits"}`` of ``images`` (uint8), float32 numpy arrays."""
     outputs = head.inference_outputs(model).predict(
-        datasets.image_batches(images, EVAL_BATCH_SIZE), verbose=0
+        pipeline.image_batches(images, EVAL_BATCH_SIZE), verbose=0
     )
     return {name: np.asarray(value, np.float32) for name, value in outputs.items()}
 

@@ -16,7 +16,7 @@ from tensorboard.plugins.hparams import api as hparams_api
 from tensorboard.plugins.pr_curve import summary as pr_curve_summary
 
 from core.outputs import MULTICLASS, MULTILABEL, confusion_matrix, decide
-from training.datasets import image_batches
+from training.datasets.pipeline import image_batches
 
 PR_CURVE_THRESHOLDS = 101
 

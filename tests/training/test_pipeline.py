@@ -3,8 +3,7 @@
 import numpy as np
 from helpers import random_images
 
-from training import datasets
-from training.datasets import image_batches, make_pipeline
+from training.datasets.pipeline import image_batches, load, make_pipeline
 
 
 def collect(dataset):
@@ -70,6 +69,6 @@ def test_flip_shift_for_colour_images():
 
 
 def test_load_returns_pipeline_and_metadata():
-    dataset, info = datasets.load("mnist", "test", batch_size=32, limit=64)
+    dataset, info = load("mnist", "test", batch_size=32, limit=64)
     x, y = collect(dataset)
     assert x.shape == (64, 28, 28, 1) and info.num_classes == 10 and info.task == "multiclass"

@@ -1,8 +1,12 @@
-"""Datasets by name: arrays, a tf.data pipeline, and the metadata beside them.
+"""Datasets by name: their arrays and the metadata beside them.
+
+This package imports no TensorFlow; the tf.data pipeline built from the arrays is
+``training.datasets.pipeline``.
 
 Example:
     >>> from training import datasets
-    >>> train, info = datasets.load("mnist", "train", batch_size=128, shuffle=True)
+    >>> images, labels = datasets.load_arrays("mnist", "train")
+    >>> info = datasets.get_info("mnist")
     >>> info.num_classes, info.input_shape
     (10, (28, 28, 1))
 """
@@ -11,12 +15,10 @@ import functools
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from core.errors import DatasetError
 from training.datasets import multilabel, sources
-from training.datasets.catalog import CATALOG, MULTICLASS, MULTILABEL, DatasetInfo
-from training.datasets.pipeline import AUGMENTATIONS, image_batches, make_pipeline
+from training.datasets.catalog import AUGMENTATIONS, CATALOG, MULTICLASS, MULTILABEL, DatasetInfo
 
 __all__ = [
     "AUGMENTATIONS",
@@ -25,11 +27,8 @@ __all__ = [
     "MULTILABEL",
     "DatasetInfo",
     "get_info",
-    "image_batches",
     "list_datasets",
-    "load",
     "load_arrays",
-    "make_pipeline",
 ]
 SPLITS = ("train", "test")
 
@@ -105,27 +104,3 @@ def load_arrays(
         return (images, labels) if limit is None else (images[:limit], labels[:limit])
     count = info.split_sizes[split] if limit is None else min(limit, info.split_sizes[split])
     return multilabel.generate(name, images, labels, split=split, count=count, seed=seed)
-
-
-def load(
-    name: str,
-    split: str,
-    *,
-    batch_size: int = 128,
-    shuffle: bool = False,
-    seed: int = 0,
-    data_dir: str | os.PathLike | None = None,
-    limit: int | None = None,
-    **pipeline_options,
-) -> tuple[tf.data.Dataset, DatasetInfo]:
-    """A batched tf.data pipeline of one split, and the dataset's metadata.
-
-    Args:
-        pipeline_options: passed to :func:`make_pipeline` (``augmentation``, ``one_hot_classes``...).
-        Others: as in :func:`load_arrays`.
-    """
-    images, labels = load_arrays(name, split, data_dir=data_dir, limit=limit, seed=seed)
-    dataset = make_pipeline(
-        images, labels, batch_size=batch_size, shuffle=shuffle, seed=seed, **pipeline_options
-    )
-    return dataset, get_info(name)

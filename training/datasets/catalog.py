@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 
 from core.outputs import MULTICLASS, MULTILABEL
 
+# What the training pipeline can do to each batch (training.datasets.pipeline.augment).
+AUGMENTATIONS = ("none", "shift", "flip_shift")
 DIGITS = tuple(str(d) for d in range(10))
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",

@@ -4,12 +4,14 @@ Shuffling indices and gathering whole batches costs one ``tf.gather`` per batch 
 dataset element per image, which keeps the pipeline far ahead of any CPU training step.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
+from training.datasets import get_info, load_arrays
+from training.datasets.catalog import AUGMENTATIONS, DatasetInfo
 from training.preprocess import scale_pixels
-
-AUGMENTATIONS = ("none", "shift", "flip_shift")
 
 
 def _translate(images: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
@@ -119,3 +121,27 @@ def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)
+
+
+def load(
+    name: str,
+    split: str,
+    *,
+    batch_size: int = 128,
+    shuffle: bool = False,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
+    **pipeline_options,
+) -> tuple[tf.data.Dataset, DatasetInfo]:
+    """A batched tf.data pipeline of one split, and the dataset's metadata.
+
+    Args:
+        pipeline_options: passed to :func:`make_pipeline` (``augmentation``, ``one_hot_classes``...).
+        Others: as in :func:`training.datasets.load_arrays`.
+    """
+    images, labels = load_arrays(name, split, data_dir=data_dir, limit=limit, seed=seed)
+    dataset = make_pipeline(
+        images, labels, batch_size=batch_size, shuffle=shuffle, seed=seed, **pipeline_options
+    )
+    return dataset, get_info(name)
