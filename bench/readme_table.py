@@ -288,9 +288,41 @@ def _dates(results: dict) -> str:
     return ", ".join(f"{date} ({', '.join(names)})" for date, names in sorted(by_date.items()))
 
 
+def accelerator_section(result: dict) -> list[str]:
+    """The GPU recipe's runs (``bench.accelerator``): each precision's steady speed, its first
+    epoch (the step's compilation included), and training and wall seconds."""
+    machine = result["machine"]
+    first_runs = result["runs"][0]
+    lines = [
+        f"### {machine['kind']}: {machine['accelerator']}, host {machine['cpu']}, "
+        f"{machine['cores']} cores",
+        "",
+        f"Measured {machine['date'][:10]} by `python -m bench.accelerator` (`{result['config']}`, "
+        f"{len(first_runs['points'])} epochs of {first_runs['examples']:,} images), Keras "
+        f"{machine['keras']} on JAX {machine['jax']}; data: {result['data']}; {result['clock']}.",
+        "",
+        "| precision | seed | first epoch | later epochs (median) | examples/s | training | wall "
+        "| final accuracy |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in result["runs"]:
+        epochs = [point["epoch_seconds"] for point in run["points"]]
+        later = statistics.median(epochs[1:]) if len(epochs) > 1 else epochs[0]
+        lines.append(
+            f"| {run['precision']} | {run['seed']} | {epochs[0]:.1f} s | {later:.2f} s "
+            f"| {run['steady_examples_per_second']:,.0f} | {run['train_seconds']:.1f} s "
+            f"| {run['wall_seconds']:.1f} s | {run['final_accuracy']:.2%} |"
+        )
+    return lines
+
+
 def render() -> str:
     lines = []
     for kind, results in sorted(results_by_kind().items(), key=lambda item: item[0] != LEGACY_KIND):
+        if "train_accelerator" in results:
+            lines += [*accelerator_section(results.pop("train_accelerator")), ""]
+        if not results:
+            continue
         machine = next(iter(results.values()))["machine"]
         lines += [
             f"### {kind}: {machine['cpu']}, {machine['cores']} cores",

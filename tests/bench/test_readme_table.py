@@ -176,3 +176,36 @@ def test_smoke_runs_stay_out_of_the_readme(tmp_path, monkeypatch):
         "amd-avx2": {"train": {"name": "train-amd-avx2"}},
         "intel-amx": {"serve": {"name": "serve"}},
     }
+
+
+def test_the_gpu_recipe_has_its_own_part_with_a_row_per_run(tmp_path, monkeypatch):
+    def gpu_run(precision, first, later):
+        epochs = [first, later, later]
+        points = [{"epoch": n, "epoch_seconds": s} for n, s in enumerate(epochs, 1)]
+        return {"precision": precision, "seed": 0, "points": points, "examples": 50000,
+                "steady_examples_per_second": 50000 / later, "train_seconds": sum(epochs),
+                "wall_seconds": sum(epochs) + 9.0, "final_accuracy": 0.9412}  # fmt: skip
+
+    result = {
+        "machine": {
+            "kind": "nvidia-h200",
+            "accelerator": "NVIDIA H200",
+            "cpu": "Intel Xeon",
+            "cores": 16,
+            "date": "2026-11-30 17:40:00 UTC",
+            "keras": "3.15.1",
+            "jax": "0.11.2",
+        },
+        "config": "configs/cifar10_airnet.yaml",
+        "data": "cifar10",
+        "clock": "wall seconds from process start",
+        "runs": [gpu_run("mixed_bfloat16", 25.0, 0.25), gpu_run("float32", 10.0, 0.5)],
+    }
+    (tmp_path / "train_accelerator-nvidia-h200.json").write_text(json.dumps(result))
+    monkeypatch.setattr(readme_table, "RESULTS", tmp_path)
+    text = readme_table.render()
+    assert text.startswith("### nvidia-h200: NVIDIA H200, host Intel Xeon, 16 cores")
+    assert "3 epochs of 50,000 images), Keras 3.15.1 on JAX 0.11.2; data: cifar10" in text
+    assert "| mixed_bfloat16 | 0 | 25.0 s | 0.25 s | 200,000 | 25.5 s | 34.5 s | 94.12% |" in text
+    assert "| float32 | 0 | 10.0 s | 0.50 s | 100,000 | 11.0 s | 20.0 s | 94.12% |" in text
+    assert "TensorFlow" not in text  # no CPU part for a kind that ran only the GPU recipe
