@@ -44,6 +44,8 @@ DEFAULT_CONFIG = "configs/cifar10_airnet.yaml"
 TARGET = 0.94
 MAX_SHIFT = 2
 EVAL_BATCH_SIZE = 1000
+# Settings that change the numbers, recorded with them where set.
+TUNING_VARIABLES = ("XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR", "KERAS_BACKEND")
 
 
 def generated_cifar(count: int, seed: int, num_classes: int = 10):
@@ -117,6 +119,7 @@ def machine_info() -> dict:
         "keras_backend": keras.backend.backend(),
         "jax": jax.__version__,
         "keras": keras.__version__,
+        "environment": {name: os.environ[name] for name in TUNING_VARIABLES if name in os.environ},
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
