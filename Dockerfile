@@ -14,7 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/zoo/.venv/bin:$PATH
 
 WORKDIR /opt/zoo
-COPY requirements.txt pyproject.toml README.md ./
+COPY requirements.txt requirements-jax.txt pyproject.toml README.md ./
 COPY scripts/ scripts/
 COPY core/ core/
 COPY serving/ serving/

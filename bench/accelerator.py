@@ -37,9 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import RESULTS, time_to
+from bench.timing import timed_process
 from core.cpu import cpu_model, speed_flags
 
 ROOT = Path(__file__).resolve().parents[1]
+# Where scripts/setup.sh installs JAX, apart from TensorFlow's environment (requirements-jax.txt).
+JAX_SITE = ROOT / ".venv" / "jax-site"
 DEFAULT_CONFIG = "configs/cifar10_airnet.yaml"
 TARGET = 0.94
 MAX_SHIFT = 2
@@ -236,8 +239,6 @@ def child(args) -> None:
 
 def timed_child(args, precision: str, seed: int) -> dict:
     """One training as its own process, as a user would start it; points on both clocks."""
-    from bench.train import timed_process
-
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "run.json"
         argv = ["-m", "bench.accelerator", "--child", "--out", str(out), "--config", args.config]
@@ -314,9 +315,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def on_jax(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a process that trains on Keras' JAX backend: that backend (unless one is
+    chosen) and, where scripts/setup.sh made it, the folder holding JAX first on the path."""
+    env = {**env}
+    env.setdefault("KERAS_BACKEND", "jax")
+    if JAX_SITE.is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(JAX_SITE), env.get("PYTHONPATH")]))
+    return env
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    os.environ.setdefault("KERAS_BACKEND", "jax")  # the children's backend, unless one is chosen
+    os.environ.update(on_jax(dict(os.environ)))  # the children's environment
     if args.child:
         child(args)
     else:

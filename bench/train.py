@@ -24,33 +24,19 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from unittest import mock
 
 from bench.reference import accuracy_points
 from bench.report import as_runs, time_to, write_result
+from bench.timing import timed_process
 from training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 MNIST_TARGETS = (0.990, 0.992, 0.994)
 CLOCK = "wall seconds from process start to the final test accuracy, evaluation included"
-
-
-def timed_process(argv: list[str]) -> tuple[float, float]:
-    """Runs ``python ARGV`` from the project root, as a user would; returns the Unix time it
-    started and its wall seconds from start to exit. A failure raises with the output's tail."""
-    started = time.time()
-    done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True)
-    seconds = time.time() - started
-    if done.returncode != 0:
-        tail = (done.stdout + done.stderr)[-3000:]
-        raise RuntimeError(f"{' '.join(argv)} exited with {done.returncode}:\n{tail}")
-    return started, seconds
 
 
 def _with_wall(points: list[dict], started: float) -> list[dict]:

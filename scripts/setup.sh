@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Creates .venv with the pinned package set, or refreshes it when requirements.txt or
+# Creates .venv with the pinned package set, or refreshes it when requirements*.txt or
 # pyproject.toml changed since it was built. Idempotent: an up-to-date .venv costs a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-jax.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f .venv/.zoo-setup ] && [ "$(cat .venv/.zoo-setup)" = "$want" ] \
     && .venv/bin/python -c "import zoo" 2>/dev/null; then
   exit 0
@@ -17,5 +17,8 @@ echo "Setting up .venv with $($python --version) (pinned set in requirements.txt
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 .venv/bin/pip check
+# Apart, so that TensorFlow never sees it (requirements-jax.txt says why).
+.venv/bin/pip install --quiet --disable-pip-version-check --no-deps --upgrade --target .venv/jax-site \
+  -r requirements-jax.txt
 echo "$want" > .venv/.zoo-setup
 echo "Set-up done." >&2

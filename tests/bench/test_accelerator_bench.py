@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.accelerator import augment, augment_in_parallel, generated_cifar
+from bench.accelerator import augment, augment_in_parallel, generated_cifar, on_jax
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ def test_a_missing_data_dir_is_refused_with_its_name(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "bench.accelerator", "--child", "--out", str(tmp_path / "o.json"),
          "--precision", "float32", "--data-dir", str(missing)],
-        cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
+        cwd=ROOT, env=on_jax({**os.environ, "JAX_PLATFORMS": "cpu"}), capture_output=True, text=True,
         timeout=300,
     )  # fmt: skip
     assert done.returncode != 0
