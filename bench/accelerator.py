@@ -48,6 +48,7 @@ TARGET = 0.94
 MAX_SHIFT = 2
 EVAL_BATCH_SIZE = 1000
 # Settings that change the numbers, recorded with them where set.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16", "float16")
 TUNING_VARIABLES = ("XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR", "KERAS_BACKEND")
 
 
@@ -214,15 +215,7 @@ def train(config, arrays, *, precision: str) -> dict:
 
 def child(args) -> None:
     """One training, written as JSON to ``args.out``: what the parent times as a process."""
-    from training.config import build_config, load_yaml
-
-    overrides = {
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "data_dir": args.data_dir,
-        "steps_per_execution": args.steps_per_execution,
-    }
-    config = build_config(load_yaml(args.config), overrides)
+    config = config_from(args)
     started = time.perf_counter()
     arrays = load_splits(config, generated=args.generated, limit=args.limit)
     data_seconds = time.perf_counter() - started
@@ -293,6 +286,52 @@ def run(args) -> Path:
     return path
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1, or an error naming the value."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def config_from(args):
+    """The training config the runs use: the file's, with the flags' overrides."""
+    from training.config import build_config, load_yaml
+
+    overrides = {
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "data_dir": args.data_dir,
+        "steps_per_execution": args.steps_per_execution,
+    }
+    return build_config(load_yaml(args.config), overrides)
+
+
+def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses, before any run starts, what would fail in every run: an unknown precision, a
+    missing data folder, a config that does not load or does not fit generated data."""
+    from core.errors import ConfigError
+    from training import datasets
+
+    unknown = [p for p in args.precisions.split(",") if p not in PRECISIONS]
+    if unknown:
+        parser.error(
+            f"unknown precision {unknown[0]!r} in --precisions {args.precisions!r}; "
+            f"expected a comma-separated list of {', '.join(PRECISIONS)}"
+        )
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        parser.error(f"--data-dir {args.data_dir!r} is not a folder")
+    try:
+        config = config_from(args)
+    except ConfigError as error:
+        parser.error(str(error))
+    info = datasets.get_info(config.dataset)
+    if args.generated and (info.input_shape, info.task) != ((32, 32, 3), datasets.MULTICLASS):
+        parser.error(
+            f"--generated makes one-label 32x32x3 images; {args.config!r} trains on "
+            f"{config.dataset!r} ({info.task}, {'x'.join(map(str, info.input_shape))})"
+        )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     data = parser.add_mutually_exclusive_group(required=True)
@@ -301,18 +340,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="a training config")
     parser.add_argument("--precisions", default="float32,mixed_bfloat16",
                         help="comma-separated Keras dtype policies, one run each")  # fmt: skip
-    parser.add_argument("--seeds", type=int, default=1, help="runs per precision")
-    parser.add_argument("--epochs", type=int, help="override the config's epochs")
-    parser.add_argument("--limit", type=int, help="only the first LIMIT images of each split")
+    parser.add_argument("--seeds", type=positive_int, default=1, help="runs per precision")
+    parser.add_argument("--epochs", type=positive_int, help="override the config's epochs")
     parser.add_argument(
-        "--steps-per-execution", type=int, help="override the config's steps_per_execution"
+        "--limit", type=positive_int, help="only the first LIMIT images of each split"
+    )
+    parser.add_argument(
+        "--steps-per-execution",
+        type=positive_int,
+        help="override the config's steps_per_execution",
     )
     parser.add_argument("--results", help="where the results JSON goes (default: bench/results/)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.child:
+        check(parser, args)
+    return args
 
 
 def on_jax(env: dict[str, str]) -> dict[str, str]:

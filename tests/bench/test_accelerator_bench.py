@@ -9,8 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from bench.accelerator import augment, augment_in_parallel, generated_cifar, on_jax
+from bench.accelerator import (
+    augment,
+    augment_in_parallel,
+    generated_cifar,
+    on_jax,
+    parse_args,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,3 +103,23 @@ def test_a_missing_data_dir_is_refused_with_its_name(tmp_path):
     )  # fmt: skip
     assert done.returncode != 0
     assert str(missing) in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--generated", "--precisions", "float32,fp8"], "unknown precision 'fp8'"),
+        (["--data-dir", "/no/such/folder"], "--data-dir '/no/such/folder' is not a folder"),
+        (["--generated", "--epochs", "0"], "expected an integer >= 1, got '0'"),
+        (["--generated", "--seeds", "two"], "expected an integer >= 1, got 'two'"),
+        (["--generated", "--config", "configs/none.yaml"], "'configs/none.yaml' does not exist"),
+        (["--generated", "--config", "configs/mnist_fastnet.yaml"],
+         "trains on 'mnist' (multiclass, 28x28x1)"),
+        ([], "one of the arguments --data-dir --generated is required"),
+    ],
+)  # fmt: skip
+def test_what_would_fail_every_run_is_refused_before_any_starts(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(flags)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
