@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=$(cat requirements.txt requirements-jax.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+with_jax=${ZOO_SETUP_JAX:-1}  # 0: leave JAX out (the server's image has no use for its 520 MB)
+want=$( (cat requirements.txt requirements-jax.txt pyproject.toml; echo "jax=$with_jax") \
+  | sha256sum | cut -d' ' -f1)
 if [ -f .venv/.zoo-setup ] && [ "$(cat .venv/.zoo-setup)" = "$want" ] \
     && .venv/bin/python -c "import zoo" 2>/dev/null; then
   exit 0
@@ -18,7 +20,9 @@ echo "Setting up .venv with $($python --version) (pinned set in requirements.txt
 .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 .venv/bin/pip check
 # Apart, so that TensorFlow never sees it (requirements-jax.txt says why).
-.venv/bin/pip install --quiet --disable-pip-version-check --no-deps --upgrade --target .venv/jax-site \
-  -r requirements-jax.txt
+if [ "$with_jax" != 0 ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --upgrade \
+    --target .venv/jax-site -r requirements-jax.txt
+fi
 echo "$want" > .venv/.zoo-setup
 echo "Set-up done." >&2
