@@ -5,15 +5,16 @@ CUDA 13 but no TensorFlow, whose GPU build wants CUDA 12 and is far larger than 
 carried there. The zoo's models, configs and recipes import no TensorFlow (``training.recipe``),
 so the same config trains there on Keras' JAX backend: same model, head and loss, label smoothing,
 optimizer and one-cycle schedule. Only the input side is this module's own: whole uint8 arrays
-augmented in numpy once per epoch (``shift``: each image moved by up to 2 pixels, zero fill;
-``flip_shift``: then mirrored with probability 1/2, as ``training.datasets.pipeline`` does in
-tf.data) and scaled to [0, 1] by the accelerator.
+augmented in numpy by host threads, one epoch ahead of the step (``shift``: each image moved by up
+to 2 pixels, zero fill; ``flip_shift``: then mirrored with probability 1/2, as
+``training.datasets.pipeline`` does in tf.data), and scaled to [0, 1] by the accelerator.
 
-Each training runs as its own process and its wall time counts from process start to the final
-test accuracy, as in ``bench.train``::
+Each training runs as its own process on Keras' JAX backend (``.venv/jax-site`` on its path where
+``scripts/setup.sh`` made it) and its wall time counts from process start to the final test
+accuracy, as in ``bench.train``::
 
-    KERAS_BACKEND=jax python -m bench.accelerator --data-dir DIR    # DIR/cifar-10-batches-py
-    KERAS_BACKEND=jax python -m bench.accelerator --generated       # no CIFAR-10 on disk
+    python -m bench.accelerator --data-dir DIR    # DIR/cifar-10-batches-py
+    python -m bench.accelerator --generated       # no CIFAR-10 on disk
 
 ``--generated`` trains on images of CIFAR-10's shapes drawn around ten class templates: the times
 hold for CIFAR-10 (same shapes, same steps), the accuracy says only that the model learns.
@@ -47,8 +48,8 @@ DEFAULT_CONFIG = "configs/cifar10_airnet.yaml"
 TARGET = 0.94
 MAX_SHIFT = 2
 EVAL_BATCH_SIZE = 1000
-# Settings that change the numbers, recorded with them where set.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16", "float16")
+# Settings that change the numbers, recorded with them where set.
 TUNING_VARIABLES = ("XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR", "KERAS_BACKEND")
 
 
@@ -145,8 +146,10 @@ def load_splits(config, *, generated: bool, limit: int | None):
     return (*splits[0], *splits[1])
 
 
-def train(config, arrays, *, precision: str) -> dict:
-    """Trains the config on ``arrays``; per-epoch test accuracy on both clocks' raw material."""
+def compiled_model(config, precision: str, examples: int):
+    """The config's model behind a uint8 input scaled on the accelerator, compiled with its loss
+    and its optimizer scheduled over ``examples`` an epoch; the labels' one-hot width, or None
+    where the loss takes class ids."""
     import keras
 
     from models import get_head
@@ -155,20 +158,28 @@ def train(config, arrays, *, precision: str) -> dict:
 
     keras.utils.set_random_seed(config.seed)
     keras.mixed_precision.set_global_policy(precision)
-    x_train, y_train, x_test, y_test = arrays
     info = datasets.get_info(config.dataset)
     head = get_head(config.head)
-    if label_format_for(info.task, head, config) == "one_hot":
-        y_train = np.eye(info.num_classes, dtype=np.float32)[y_train]
-    steps = math.ceil(len(x_train) / config.batch_size)
-    classifier = build_model(config, info)
+    steps = math.ceil(examples / config.batch_size)
     pixels = keras.Input(info.input_shape, dtype="uint8")
+    classifier = build_model(config, info)
     model = keras.Model(pixels, classifier(keras.layers.Rescaling(1 / 255)(pixels)))
     model.compile(
         optimizer=build_optimizer(config, steps * config.epochs),
         loss=head.loss(label_smoothing=config.label_smoothing),
         steps_per_execution=config.steps_per_execution,
     )
+    one_hot = label_format_for(info.task, head, config) == "one_hot"
+    return model, info.num_classes if one_hot else None
+
+
+def train(config, arrays, *, precision: str) -> dict:
+    """Trains the config on ``arrays``, testing after every epoch; the points on the training
+    clock (wall clock: the parent adds it), final accuracy and steady examples/s."""
+    x_train, y_train, x_test, y_test = arrays
+    model, one_hot = compiled_model(config, precision, len(x_train))
+    if one_hot:
+        y_train = np.eye(one_hot, dtype=np.float32)[y_train]
     epoch_rngs = iter(np.random.default_rng(config.seed).spawn(config.epochs))
     points, seconds = [], 0.0
     workers = max(1, min(8, (os.cpu_count() or 1) - 1))
@@ -191,20 +202,19 @@ def train(config, arrays, *, precision: str) -> dict:
             fitted = time.perf_counter()
             seconds += fitted - started
             outputs = model.predict(x_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
-            accuracy = float(np.mean(np.argmax(outputs, axis=-1) == y_test))
             points.append(
                 {
                     "epoch": epoch,
                     "seconds": seconds,
-                    "test_accuracy": round(accuracy, 6),
+                    "test_accuracy": round(float(np.mean(outputs.argmax(-1) == y_test)), 6),
                     "finished_at": time.time(),
                     "epoch_seconds": fitted - started,
                     "input_wait_seconds": waited,
                     "evaluate_seconds": time.perf_counter() - fitted,
                 }
             )
-    train_seconds = [p["epoch_seconds"] for p in points]
-    steady = statistics.median(train_seconds[1:]) if len(points) > 1 else train_seconds[0]
+    epoch_seconds = [p["epoch_seconds"] for p in points]
+    steady = statistics.median(epoch_seconds[1:] or epoch_seconds)
     return {
         "points": points,
         "final_accuracy": points[-1]["test_accuracy"],
