@@ -14,6 +14,7 @@ import pytest
 from bench.accelerator import (
     augment,
     augment_in_parallel,
+    compiled_model,
     generated_cifar,
     on_jax,
     parse_args,
@@ -123,3 +124,14 @@ def test_what_would_fail_every_run_is_refused_before_any_starts(flags, message, 
         parse_args(flags)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_model_takes_uint8_pixels_and_its_schedule_spans_the_run():
+    from training.config import build_config, load_yaml
+
+    config = build_config(load_yaml(ROOT / "configs/cifar10_airnet.yaml"), {"epochs": 2})
+    model, one_hot = compiled_model(config, "float32", examples=1000)
+    assert model.input.dtype == "uint8" and tuple(model.input.shape[1:]) == (32, 32, 3)
+    assert one_hot == 10  # label smoothing needs one-hot targets
+    schedule = model.optimizer.get_config()["learning_rate"]["config"]
+    assert schedule["total_steps"] == 2 * 2  # ceil(1000 / 512) steps, 2 epochs
