@@ -2,10 +2,15 @@
 
 1. A 2x2 stem conv without padding, like airbench's patch-whitening layer, cheaply widens each
    pixel's view before any pooling.
-2. Three blocks of conv-pool-BN-GELU, conv-BN-GELU, each halving the resolution: pooling right
+2. Three blocks of conv-pool-BN-act, conv-BN-act, each halving the resolution: pooling right
    after the first conv makes the second conv four times cheaper.
 3. Global max pooling, then the head; a fixed 1/9 scale on the features keeps the logits small
    early in training, as airbench's temperature does.
+
+GELU is airbench's activation; on CPUs it is most of a narrow net's cost, so ``activation``
+can swap it (``configs/fashion_mnist_airnet.yaml``: widths 32/64/128 on ReLU trained 1.5x
+faster, 3,700 against 2,450 examples/s on 2 EPYC cores, and reached 93.6-93.8 % on
+Fashion-MNIST in 7 epochs).
 """
 
 import keras
@@ -14,23 +19,24 @@ from models.layers import FusedBatchNorm
 from models.registry import register_model
 
 
-def _conv_bn_gelu(x, filters: int, pool: bool):
+def _conv_bn_act(x, filters: int, pool: bool, activation: str):
     x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
     if pool:
         x = keras.layers.MaxPooling2D(2)(x)
     x = FusedBatchNorm(momentum=0.6, epsilon=1e-5)(x)
-    return keras.layers.Activation("gelu")(x)
+    return keras.layers.Activation(activation)(x)
 
 
 @register_model(
-    default_input_shape=(32, 32, 3), suits=("cifar10", "cifar100", "cifar10_multilabel")
+    default_input_shape=(32, 32, 3),
+    suits=("cifar10", "cifar100", "cifar10_multilabel", "fashion_mnist"),
 )
-def airnet(inputs, *, stem_width=24, widths=(64, 256, 256), feature_scale=1 / 9):
+def airnet(inputs, *, stem_width=24, widths=(64, 256, 256), feature_scale=1 / 9, activation="gelu"):
     """airbench-style CIFAR-10 net: 2x2 stem, three conv-pool blocks, global max pool."""
     x = keras.layers.Conv2D(stem_width, 2, padding="valid")(inputs)
-    x = keras.layers.Activation("gelu")(x)
+    x = keras.layers.Activation(activation)(x)
     for filters in widths:
-        x = _conv_bn_gelu(x, filters, pool=True)
-        x = _conv_bn_gelu(x, filters, pool=False)
+        x = _conv_bn_act(x, filters, pool=True, activation=activation)
+        x = _conv_bn_act(x, filters, pool=False, activation=activation)
     x = keras.layers.GlobalMaxPooling2D()(x)
     return keras.layers.Rescaling(feature_scale)(x)

@@ -89,6 +89,21 @@ def test_fastnet_hidden_layer_sits_between_the_features_and_the_head():
     assert [layer.units for layer in dense] == [512, 10]
 
 
+def test_airnet_takes_another_activation_everywhere_and_fashion_mnist_images():
+    options = {"input_shape": (28, 28, 1), "widths": (32, 64, 128), "head": "logits"}
+    gelu = models.create_model("airnet", **options)
+    relu = models.create_model("airnet", **options, activation="relu")
+
+    def activations(model):
+        return [layer.activation.__name__ for layer in model.layers
+                if isinstance(layer, keras.layers.Activation)]  # fmt: skip
+
+    assert activations(gelu) == ["gelu"] * 7  # the stem and two per block
+    assert activations(relu) == ["relu"] * 7
+    assert relu.count_params() == gelu.count_params()
+    assert "fashion_mnist" in models.get_entry("airnet").suits
+
+
 def test_list_models_pattern_and_at_least_five_architectures():
     assert len(models.list_models()) >= 5
     assert models.list_models("resnet*") == ["resnet20", "resnet56"]
