@@ -207,7 +207,7 @@ def bench_fashion(seeds: int, runs_root: str, quick: bool, data_dir: str | None)
     epochs = 2 if quick else 15
     overrides = {**({"data_dir": data_dir} if data_dir else {}), **({"epochs": 2} if quick else {})}
     references = [reference_run("fashion_mnist", epochs, data_dir)]
-    zoo = [zoo_run("fashion_mnist_fastnet", seed, runs_root, **overrides) for seed in range(seeds)]
+    zoo = [zoo_run("fashion_mnist_airnet", seed, runs_root, **overrides) for seed in range(seeds)]
     references.append(reference_run("fashion_mnist", epochs, data_dir))
     return {
         "reference": summaries(references, FASHION_TARGETS),
