@@ -29,7 +29,6 @@ import math
 import os
 import re
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,11 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import RESULTS, time_to
-from bench.timing import timed_process
-from core.cpu import cpu_model, speed_flags
+from bench.report import RESULTS, host_info, time_to
+from bench.timing import ROOT, timed_process, with_wall_seconds
 
-ROOT = Path(__file__).resolve().parents[1]
 # Where scripts/setup.sh installs JAX, apart from TensorFlow's environment (requirements-jax.txt).
 JAX_SITE = ROOT / ".venv" / "jax-site"
 DEFAULT_CONFIG = "configs/cifar10_airnet.yaml"
@@ -114,18 +111,14 @@ def machine_info() -> dict:
 
     device = jax.devices()[0]
     return {
+        **host_info(),
         "accelerator": device.device_kind,
         "kind": accelerator_kind(device),
         "platform": device.platform,
-        "cpu": cpu_model(),
-        "cpu_flags": speed_flags(),
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
         "keras_backend": keras.backend.backend(),
         "jax": jax.__version__,
         "keras": keras.__version__,
         "environment": {name: os.environ[name] for name in TUNING_VARIABLES if name in os.environ},
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
 
@@ -252,7 +245,7 @@ def timed_child(args, precision: str, seed: int) -> dict:
                  if (value := getattr(args, name)) is not None]  # fmt: skip
         started, wall = timed_process(argv)
         result = json.loads(out.read_text())
-    points = [{**p, "wall_seconds": p["finished_at"] - started} for p in result["points"]]
+    points = with_wall_seconds(result["points"], started)
     return {
         **result,
         "seed": seed,

@@ -33,24 +33,31 @@ def machine_kind() -> str:
     return f"{vendor}-{unit}"
 
 
+def host_info() -> dict:
+    """The host's CPU, cores, Python and the time: what every result records."""
+    return {
+        "cpu": cpu_model(),
+        "cpu_flags": speed_flags(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
 def machine_info() -> dict:
-    """CPU, cores, accelerator and the versions that shape the numbers."""
+    """The host, its CPU kind and GPUs, and the versions that shape the numbers."""
     import grpc
     import keras
     import tensorflow as tf
 
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     return {
-        "cpu": cpu_model(),
+        **host_info(),
         "kind": machine_kind(),
-        "cpu_flags": speed_flags(),
-        "cores": os.cpu_count(),
         "gpus": gpus,
-        "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "grpcio": grpc.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
 

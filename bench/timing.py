@@ -22,3 +22,9 @@ def timed_process(argv: list[str]) -> tuple[float, float]:
         tail = (done.stdout + done.stderr)[-3000:]
         raise RuntimeError(f"{' '.join(argv)} exited with {done.returncode}:\n{tail}")
     return started, seconds
+
+
+def with_wall_seconds(points: list[dict], started: float) -> list[dict]:
+    """Each point (``finished_at``: Unix time) with its ``wall_seconds`` since the process
+    ``started``."""
+    return [{**point, "wall_seconds": point["finished_at"] - started} for point in points]

@@ -30,17 +30,12 @@ from unittest import mock
 
 from bench.reference import accuracy_points
 from bench.report import as_runs, time_to, write_result
-from bench.timing import timed_process
+from bench.timing import ROOT, timed_process, with_wall_seconds
 from training.run_dir import RunDir
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 MNIST_TARGETS = (0.990, 0.992, 0.994)
 CLOCK = "wall seconds from process start to the final test accuracy, evaluation included"
-
-
-def _with_wall(points: list[dict], started: float) -> list[dict]:
-    return [{**point, "wall_seconds": point["finished_at"] - started} for point in points]
 
 
 def reference_run(
@@ -56,7 +51,7 @@ def reference_run(
         argv += ["--limit", str(limit)] if limit else []
         started, wall = timed_process(argv)
         result = json.loads(out.read_text())
-    return {**result, "points": _with_wall(result["points"], started), "wall_seconds": wall}
+    return {**result, "points": with_wall_seconds(result["points"], started), "wall_seconds": wall}
 
 
 def zoo_run(config_name: str, seed: int, runs_root: str, **overrides) -> dict:
@@ -79,7 +74,7 @@ def zoo_run(config_name: str, seed: int, runs_root: str, **overrides) -> dict:
     (run_path,) = Path(root).glob("*/*")
     run = RunDir.open(run_path)
     history = run.read_history()
-    points = _with_wall(accuracy_points(history), started)
+    points = with_wall_seconds(accuracy_points(history), started)
     examples = sum(row["examples_per_second"] * row["train_seconds"] for row in history)
     return {
         "last_epoch_examples_per_second": history[-1]["examples_per_second"],
