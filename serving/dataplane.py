@@ -15,7 +15,7 @@ from serving.batching import DirectRunner, DynamicBatcher
 from serving.errors import InvalidArgument, NotFound, Unimplemented
 from serving.metrics import ServerMetrics
 from serving.repository import ModelRepository, VersionStatus, read_model_config
-from serving.runtime import LoadedVersion, Signature, settle_heap
+from serving.runtime import LoadedVersion, Signature, release_unloaded
 from serving.settings import ServerSettings
 from serving.validation import validate_inputs
 
@@ -67,7 +67,7 @@ class DataPlane:
     async def _retire(self, runners: list) -> None:
         for runner in runners:
             await runner.close()
-        await asyncio.get_running_loop().run_in_executor(self.load_threads, settle_heap)
+        await asyncio.get_running_loop().run_in_executor(self.load_threads, release_unloaded)
 
     def _refresh_version_gauge(self) -> None:
         for name in self.repository.model_names():

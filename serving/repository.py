@@ -20,7 +20,7 @@ from core.artifact import versions_on_disk
 from core.errors import ConfigError
 from core.settings import validation_message
 from serving.errors import NotFound
-from serving.runtime import LoadedVersion, settle_heap
+from serving.runtime import LoadedVersion
 from serving.settings import BatchingOptions
 
 log = logging.getLogger("zoo.serving")
@@ -219,8 +219,7 @@ class ModelRepository:
 
         def load_and_warm_up() -> LoadedVersion:
             loaded = LoadedVersion(config.name, version, path)
-            loaded.warm_up()
-            settle_heap()
+            loaded.warm_up(config.batching.max_batch_size)
             return loaded
 
         try:

@@ -30,6 +30,7 @@ from serving.kserve_servicer import InferenceServicer
 from serving.metrics import ServerMetrics
 from serving.open_files import raise_open_files_limit
 from serving.rest import RestApi
+from serving.runtime import freeze_baseline
 from serving.settings import ServerSettings
 from serving.tfserving_servicer import ModelServicer, PredictionServicer
 
@@ -178,6 +179,7 @@ async def serve(
         asyncio.get_running_loop().create_task(model_changed_health(name, serving))
 
     dataplane = DataPlane(settings, metrics, on_model_change=model_changed)
+    freeze_baseline()
     await dataplane.poll()  # first load, before the port opens
 
     interceptors = [TokenAuthInterceptor(settings.auth_token)] if settings.auth_token else []

@@ -15,7 +15,7 @@ from helpers import loopback_settings
 from core.artifact import existing_versions, versions_on_disk
 from serving.client import PredictionClient, predict_request
 from serving.repository import ModelConfigError, VersionPolicy, read_model_config
-from serving.runtime import settle_heap
+from serving.runtime import Signature, warm_up_sizes
 from serving.server import ServerThread
 from serving.settings import BatchingOptions
 
@@ -110,41 +110,80 @@ def test_removed_version_is_unloaded(make_repo, test_images):
         assert "Available versions: [2]" in error.value.details()
 
 
-def test_loads_and_unloads_leave_the_heap_frozen(make_repo, test_images):
-    """After a load and after an unload, what survives is frozen out of the collector's full
-    passes, and the unloaded version is gone."""
+def test_the_baseline_is_frozen_and_an_unloaded_version_is_freed_without_unfreezing_it(
+    make_repo, test_images, monkeypatch
+):
+    """What the process holds before the first load is frozen out of the collector's full
+    passes; loaded versions are not, so removing one frees its cycles with a pass over the
+    unfrozen objects only, never unfreezing (and walking) the whole heap."""
     repo = make_repo([1, 2])
     config = repo / "models.yaml"
     config.write_text("models:\n  mnist:\n    base_path: mnist\n    version_policy: {all: {}}\n")
     gc.unfreeze()  # what earlier tests in this process froze
+
+    def no_unfreeze():
+        raise AssertionError("the heap was unfrozen")
+
+    monkeypatch.setattr(gc, "unfreeze", no_unfreeze)
     with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         assert client.predict("mnist", test_images[0][:1], version=1)["classes"].shape == (1,)
         assert gc.get_freeze_count() > 10_000
-        saved_model = weakref.ref(running.dataplane.repository.loaded["mnist"][1]._saved_model)
-        gc.unfreeze()
+        loaded = running.dataplane.repository.loaded["mnist"][1]._saved_model
+        assert any(obj is loaded for obj in gc.get_objects())  # not frozen
+        saved_model = weakref.ref(loaded)
+        del loaded
         shutil.rmtree(repo / "mnist" / "1")
-        wait_for(lambda: saved_model() is None and gc.get_freeze_count() > 10_000)
+        wait_for(lambda: saved_model() is None)
         assert client.predict("mnist", test_images[0][:1], version=2)["classes"].shape == (1,)
 
 
-def test_settling_the_heap_frees_cycles_frozen_before():
-    """An unloaded version's objects were frozen when it loaded; settling unfreezes before it
-    collects, so the cycles they form are freed."""
+def test_a_version_is_warmed_up_at_each_batch_size_up_to_its_largest_model_call(
+    make_repo, monkeypatch
+):
+    """Every signature runs at 1, 2, 4, ... examples and at the model's max_batch_size before
+    the version serves, so no request pays for a batch size's first call."""
+    repo = make_repo([1])
+    config = repo / "models.yaml"
+    config.write_text(
+        "models:\n  mnist:\n    base_path: mnist\n    batching: {max_batch_size: 12}\n"
+    )
+    calls = []
+    original = Signature.__call__
 
-    class Node:
-        pass
+    def recording(signature, inputs):
+        calls.append((signature.name, {name: a.shape[0] for name, a in inputs.items()}))
+        return original(signature, inputs)
 
-    node = Node()
-    node.itself = node
-    alive = weakref.ref(node)
-    gc.freeze()
-    del node
-    gc.collect()
-    assert alive() is not None  # frozen: the collector does not see it
-    settle_heap()
-    assert alive() is None
-    assert gc.get_freeze_count() > 0
+    monkeypatch.setattr(Signature, "__call__", recording)
+    with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
+        signatures = running.dataplane.repository.loaded["mnist"][1].signatures
+    assert len(signatures) >= 1
+    expected = [
+        (name, {input_name: size for input_name in signature.inputs})
+        for name, signature in signatures.items()
+        for size in (1, 2, 4, 8, 12)
+    ]
+    assert calls == expected
+
+
+@pytest.mark.parametrize(
+    ("largest", "sizes"),
+    [
+        (1, [1]),
+        (2, [1, 2]),
+        (5, [1, 2, 4, 5]),
+        (64, [1, 2, 4, 8, 16, 32, 64]),
+        (65, [1, 2, 4, 8, 16, 32, 64, 65]),
+    ],
+)
+def test_warm_up_sizes(largest, sizes):
+    assert warm_up_sizes(largest) == sizes
+
+
+def test_warm_up_sizes_refuse_a_batch_below_one():
+    with pytest.raises(ValueError, match="largest_batch must be at least 1. Received: 0"):
+        warm_up_sizes(0)
 
 
 def test_model_config_policies_labels_and_batching(make_repo, test_images):
