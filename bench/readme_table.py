@@ -278,6 +278,26 @@ def serve_start_line(result: dict) -> str:
     )
 
 
+def reload_line(result: dict) -> str:
+    """Latency around a hot reload under load (``bench.reload``), and the other checkout's."""
+    this = result["this"]
+    line = (
+        f"**Hot reload under load** (`reload`, concurrency {result['concurrency']}): p99 "
+        f"{this['around_switch']['p99_ms']:.0f} ms and slowest {this['around_switch']['max_ms']:.0f}"
+        f" ms in the second around the switch to a new version, {this['steady']['p99_ms']:.0f} ms "
+        f"p99 away from it, {this['errors']} failed requests (medians of {len(this['reloads'])} "
+        "reloads)"
+    )
+    if "against" not in result:
+        return line + "."
+    before = result["against"]
+    return (
+        f"{line}; the server before the change, taking turns with it: p99 "
+        f"{before['around_switch']['p99_ms']:.0f} ms, slowest {before['around_switch']['max_ms']:.0f}"
+        f" ms around the switch ({before['steady']['p99_ms']:.0f} ms away from it)."
+    )
+
+
 def _dates(results: dict) -> str:
     """The day of the results, or each benchmark's day where they were run on different ones."""
     by_date: dict[str, list[str]] = {}
@@ -338,6 +358,8 @@ def render() -> str:
             lines += [*peer_section(results["serve"]), ""]
         if "serve_start" in results:
             lines += [serve_start_line(results["serve_start"]), ""]
+        if "reload" in results:
+            lines += [reload_line(results["reload"]), ""]
     return "\n".join(lines).rstrip()
 
 

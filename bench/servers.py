@@ -33,6 +33,7 @@ class Server:
     port: int
     protocol: str
     python: Path = Path(sys.executable)
+    root: Path = ROOT  # the checkout it runs from
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -40,10 +41,10 @@ class Server:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> "Server":
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(self.root)}
         self.process = subprocess.Popen(
             [str(self.python), *self.argv],
-            cwd=ROOT,
+            cwd=self.root,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -88,12 +89,15 @@ class Server:
                 self.process.wait()
 
 
-def zoo_server(name: str, repo: Path, *, protocol: str, workers: int, extra=()) -> Server:
+def zoo_server(
+    name: str, repo: Path, *, protocol: str, workers: int, extra=(), root: Path = ROOT
+) -> Server:
+    """``zoo serve`` from the checkout ``root`` (this one unless told), on loopback."""
     port = free_port()
     argv = ["-m", "zoo", "serve", "--model-repo", str(repo), "--workers", str(workers)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--rest-port", "-1"]
     argv += ["--metrics-port", "-1", *extra]
-    return Server(name, argv, port, protocol)
+    return Server(name, argv, port, protocol, root=root)
 
 
 def naive_server(keras_path: Path) -> Server:
