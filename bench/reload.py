@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +26,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from bench import servers as launch
 from bench.load import CONNECTIONS
-from bench.report import percentile, write_result
+from bench.report import describe_checkout, percentile, write_result
 from bench.serve import prepare_model
 from serving.client import predict_request
 from training import datasets
@@ -113,14 +112,6 @@ def _medians(reloads: list[dict]) -> dict:
     } | {"errors": sum(r["errors"] for r in reloads), "reloads": reloads}
 
 
-def _describe(tree: Path) -> str:
-    """The checkout's path and commit."""
-    commit = subprocess.run(
-        ["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True, text=True
-    ).stdout.strip()
-    return f"{tree} ({commit or 'not a git checkout'})"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", type=Path, help="another checkout to take turns with")
@@ -157,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(model / str(old), ignore_errors=True)
     result = {
         "concurrency": args.concurrency,
-        "against_checkout": _describe(args.against) if args.against else None,
+        "against_checkout": describe_checkout(args.against) if args.against else None,
         **{side: _medians(reloads) for side, reloads in samples.items()},
     }
     path = write_result("reload", result)

@@ -9,6 +9,7 @@ different kinds live side by side as ``bench/results/NAME-KIND.json``.
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -59,6 +60,14 @@ def machine_info() -> dict:
         "keras": keras.__version__,
         "grpcio": grpc.__version__,
     }
+
+
+def describe_checkout(tree: Path) -> str:
+    """A checkout's path and its commit, for results measured against the code before a change."""
+    commit = subprocess.run(
+        ["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True, text=True
+    ).stdout.strip()
+    return f"{tree} ({commit or 'not a git checkout'})"
 
 
 def write_result(name: str, result: dict) -> Path:

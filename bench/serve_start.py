@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.report import write_result
+from bench.report import describe_checkout, write_result
 from bench.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         for side, runs in samples.items()
     }
-    path = write_result("serve_start", {"against": str(args.against), **summary})
+    path = write_result(
+        "serve_start", {"against_checkout": describe_checkout(args.against), **summary}
+    )
     for side in ("against", "this"):
         print(
             f"{side:8s}: {summary[side]['median_seconds_to_serving']:.2f} s to SERVING, "
