@@ -13,9 +13,10 @@ import numpy as np
 from core.outputs import class_names_or_indices
 from serving.batching import DirectRunner, DynamicBatcher
 from serving.errors import InvalidArgument, NotFound, Unimplemented
+from serving.heap import release_unloaded
 from serving.metrics import ServerMetrics
 from serving.repository import ModelRepository, VersionStatus, read_model_config
-from serving.runtime import LoadedVersion, Signature, release_unloaded
+from serving.runtime import LoadedVersion, Signature
 from serving.settings import ServerSettings
 from serving.validation import validate_inputs
 

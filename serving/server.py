@@ -26,11 +26,11 @@ from core.errors import ConfigError
 from serving import event_loop
 from serving.auth import TokenAuthInterceptor
 from serving.dataplane import DataPlane
+from serving.heap import freeze_baseline
 from serving.kserve_servicer import InferenceServicer
 from serving.metrics import ServerMetrics
 from serving.open_files import raise_open_files_limit
 from serving.rest import RestApi
-from serving.runtime import freeze_baseline
 from serving.settings import ServerSettings
 from serving.tfserving_servicer import ModelServicer, PredictionServicer
 
