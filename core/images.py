@@ -56,6 +56,27 @@ def image_from_bytes(data: bytes, shape: tuple[int, int, int], what: str = "imag
     return decode_image(data, shape, f"{what} (not {math.prod(shape)} raw pixels)")
 
 
+def input_examples(request_input) -> list:
+    """The tf.Examples of a Classify request's ``Input``: an ``example_list`` as it is, an
+    ``example_list_with_context`` with the context's features merged into each example, as
+    TensorFlow Serving's input.proto says (where both name a feature, the example's own wins)."""
+    kind = request_input.WhichOneof("kind")
+    if kind is None:
+        return []
+    examples = list(getattr(request_input, kind).examples)
+    if kind != "example_list_with_context":
+        return examples
+    context = request_input.example_list_with_context.context
+    merged = []
+    for example in examples:
+        combined = type(context)()
+        combined.CopyFrom(context)
+        for name, feature in example.features.feature.items():
+            combined.features.feature[name].CopyFrom(feature)
+        merged.append(combined)
+    return merged
+
+
 def example_image(example, feature_name: str, shape: tuple[int, int, int]) -> np.ndarray:
     """The image in a tf.Example's feature: pixel values (int64_list or float_list, 0-255), raw
     pixel bytes, or an encoded PNG/JPEG (bytes_list)."""

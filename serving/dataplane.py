@@ -16,11 +16,10 @@ from serving.errors import InvalidArgument, NotFound, Unimplemented
 from serving.heap import release_unloaded
 from serving.metrics import ServerMetrics
 from serving.repository import ModelRepository, VersionStatus, read_model_config
-from serving.runtime import LoadedVersion, Signature
+from serving.runtime import DEFAULT_SIGNATURE, LoadedVersion, Signature
 from serving.settings import ServerSettings
 from serving.validation import validate_inputs
 
-DEFAULT_SIGNATURE = "serving_default"
 UNKNOWN_MODEL_LABEL = "_unknown"
 
 

@@ -22,6 +22,7 @@ from core.settings import validation_message
 from serving.errors import NotFound
 from serving.runtime import LoadedVersion
 from serving.settings import BatchingOptions
+from serving.warmup import warm_up
 
 log = logging.getLogger("zoo.serving")
 
@@ -219,7 +220,7 @@ class ModelRepository:
 
         def load_and_warm_up() -> LoadedVersion:
             loaded = LoadedVersion(config.name, version, path)
-            loaded.warm_up(config.batching.max_batch_size)
+            warm_up(loaded, config.batching.max_batch_size)
             return loaded
 
         try:

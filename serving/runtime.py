@@ -1,4 +1,4 @@
-"""One loaded model version: its SavedModel's signatures, how to call them, and warm-up."""
+"""One loaded model version: its SavedModel's signatures and how to call them."""
 
 import logging
 from dataclasses import dataclass
@@ -11,6 +11,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from core.artifact import read_metadata
 
 log = logging.getLogger("zoo.serving")
+DEFAULT_SIGNATURE = "serving_default"  # what a request that names no signature runs
 
 
 @dataclass(frozen=True)
@@ -37,21 +38,6 @@ class Signature:
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self.function(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in outputs.items()}
-
-
-def warm_up_sizes(largest_batch: int) -> list[int]:
-    """1, 2, 4, ... below ``largest_batch``, then ``largest_batch`` itself."""
-    if largest_batch < 1:
-        raise ValueError(f"largest_batch must be at least 1. Received: {largest_batch}")
-    sizes = [1]
-    while sizes[-1] * 2 < largest_batch:
-        sizes.append(sizes[-1] * 2)
-    return [*sizes, largest_batch] if largest_batch > 1 else sizes
-
-
-def _warm_up_shape(shape: tuple[int, ...], batch: int) -> list[int]:
-    """``shape`` with an unknown batch axis set to ``batch`` and other unknown axes to 1."""
-    return [(batch if axis == 0 else 1) if d == -1 else d for axis, d in enumerate(shape)]
 
 
 class LoadedVersion:
@@ -82,25 +68,3 @@ class LoadedVersion:
     @property
     def class_names(self) -> list[str]:
         return self.metadata.class_names if self.metadata else []
-
-    def warm_up(self, largest_batch: int = 1) -> None:
-        """Runs every signature on batches of zeros of 1, 2, 4, ... examples up to
-        ``largest_batch`` (the model's ``max_batch_size``: no model call is larger), so that no
-        request pays for a first call.
-
-        The first call pays for tracing, and the first at a batch size TensorFlow's CPU kernels
-        have not seen pays for preparing them: with the MNIST convnet here (2 cores) 25 ms for the
-        first call of more than one example and 0.5 to 2 ms for each new size after it, paid by
-        every request of the batch that happens to be first, e.g. right after a hot reload under
-        load. Powers of two cost about two calls of the largest batch and leave each size not
-        warmed 0.3 to 0.7 ms over its steady time."""
-        sizes = warm_up_sizes(largest_batch)
-        for signature in self.signatures.values():
-            batched = all(spec.shape[:1] == (-1,) for spec in signature.inputs.values())
-            for size in sizes if batched else [1]:
-                signature(
-                    {
-                        name: np.zeros(_warm_up_shape(spec.shape, size), spec.dtype)
-                        for name, spec in signature.inputs.items()
-                    }
-                )

@@ -14,7 +14,7 @@ from tensorflow_serving.apis import (
     status_pb2,
 )
 
-from core.images import ImageError, example_image
+from core.images import ImageError, example_image, input_examples
 from core.outputs import ranked
 from serving.converters import numpy_to_tensor_proto, tensor_proto_to_numpy
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
@@ -34,16 +34,6 @@ def _fill_model_spec(target, servable, signature_name: str) -> None:
     target.name = servable.name
     target.version.value = servable.version
     target.signature_name = signature_name
-
-
-def _with_context(example, context):
-    """``example`` with the context's features merged in, as TensorFlow Serving's input.proto
-    says of ExampleListWithContext; where both name a feature, the example's own wins."""
-    merged = type(context)()
-    merged.CopyFrom(context)
-    for name, feature in example.features.feature.items():
-        merged.features.feature[name].CopyFrom(feature)
-    return merged
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -88,11 +78,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         signature = self.dataplane.classifier(servable, spec.signature_name)
         ((input_name, input_spec),) = signature.inputs.items()
         shape = tuple(input_spec.shape[1:])
-        kind = request.input.WhichOneof("kind")  # example_list or example_list_with_context
-        examples = list(getattr(request.input, kind).examples) if kind else []
-        if kind == "example_list_with_context":
-            common = request.input.example_list_with_context.context
-            examples = [_with_context(example, common) for example in examples]
+        examples = input_examples(request.input)
         try:
             decoded = [example_image(example, input_name, shape) for example in examples]
         except ImageError as error:

@@ -15,9 +15,10 @@ from helpers import loopback_settings
 from core.artifact import existing_versions, versions_on_disk
 from serving.client import PredictionClient, predict_request
 from serving.repository import ModelConfigError, VersionPolicy, read_model_config
-from serving.runtime import Signature, warm_up_sizes
+from serving.runtime import Signature
 from serving.server import ServerThread
 from serving.settings import BatchingOptions
+from serving.warmup import warm_up_sizes
 
 
 def wait_for(predicate, timeout=60):

@@ -1,0 +1,188 @@
+"""Warm-up before a version serves: TensorFlow Serving's warm-up file replayed, zeros at each
+batch size for numeric signatures, and models that take strings loading at all."""
+
+import io
+import logging
+import shutil
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import loopback_settings
+from PIL import Image
+from tensorflow.core.example import example_pb2, feature_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    predict_pb2,
+    prediction_log_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+from test_repository import wait_for
+
+from serving.client import PredictionClient, predict_request
+from serving.runtime import LoadedVersion, Signature
+from serving.server import ServerThread
+from serving.warmup import (
+    MAX_WARMUP_RECORDS,
+    WARMUP_FILE,
+    WarmUpError,
+    replay_warmup_file,
+    warm_up,
+    warm_up_sizes,
+)
+
+
+class _StringModel(tf.Module):
+    """Takes PNG bytes, answers each image's mean pixel: a model no zeros can warm up."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def mean_pixel(self, image_bytes):
+        def decode(data):
+            return tf.cast(tf.io.decode_png(data, channels=1), tf.float32)
+
+        spec = tf.TensorSpec([None, None, 1], tf.float32)
+        images = tf.map_fn(decode, image_bytes, fn_output_signature=spec)
+        return {"mean": tf.reduce_mean(images, axis=[1, 2, 3])}
+
+
+def _png(value: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((4, 4), value, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write_warmup_file(version_dir, logs) -> None:
+    (version_dir / WARMUP_FILE).parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(version_dir / WARMUP_FILE)) as writer:
+        for entry in logs:
+            writer.write(entry if isinstance(entry, bytes) else entry.SerializeToString())
+
+
+def _predict_log(images, signature="") -> prediction_log_pb2.PredictionLog:
+    request = predict_request("mnist", images, signature=signature)
+    return prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+
+
+def _classify_log(images) -> prediction_log_pb2.PredictionLog:
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "mnist"
+    for image in images:
+        example = request.input.example_list.examples.add()
+        values = feature_pb2.Int64List(value=image.reshape(-1).tolist())
+        example.features.feature["images"].CopyFrom(feature_pb2.Feature(int64_list=values))
+    log_entry = prediction_log_pb2.ClassifyLog(request=request)
+    return prediction_log_pb2.PredictionLog(classify_log=log_entry)
+
+
+def _regress_log() -> prediction_log_pb2.PredictionLog:
+    request = regression_pb2.RegressionRequest()
+    request.input.example_list.examples.add().CopyFrom(example_pb2.Example())
+    return prediction_log_pb2.PredictionLog(
+        regress_log=prediction_log_pb2.RegressLog(request=request)
+    )
+
+
+@pytest.fixture
+def recorded_calls(monkeypatch):
+    """(signature, {input: batch size}) of every signature call, in order."""
+    calls = []
+    original = Signature.__call__
+
+    def recording(signature, inputs):
+        calls.append((signature.name, {name: a.shape[0] for name, a in inputs.items()}))
+        return original(signature, inputs)
+
+    monkeypatch.setattr(Signature, "__call__", recording)
+    return calls
+
+
+def test_the_warm_up_file_is_replayed_then_zeros_run_at_each_batch_size(
+    exported_version, tmp_path, test_images, recorded_calls, caplog
+):
+    version_dir = tmp_path / "1"
+    shutil.copytree(exported_version, version_dir)
+    images = test_images[0]
+    logs = [_predict_log(images[:3]), _classify_log(images[:2]), _regress_log()]
+    _write_warmup_file(version_dir, logs)
+    version = LoadedVersion("mnist", 1, version_dir)
+    with caplog.at_level(logging.WARNING, logger="zoo.serving"):
+        warm_up(version, 4)
+    replayed = [("serving_default", {"images": 3}), ("serving_default", {"images": 2})]
+    zeros = [
+        (name, {input_name: size for input_name in signature.inputs})
+        for name, signature in version.signatures.items()
+        for size in warm_up_sizes(4)
+    ]
+    assert recorded_calls == replayed + zeros
+    assert "skipped records this server does not answer: {'regress_log': 1}" in caplog.text
+
+
+def test_a_model_that_takes_strings_loads_and_answers(tmp_path):
+    """Zeros are no image: the string signature is left to the warm-up file, not refused."""
+    model = _StringModel()
+    version_dir = tmp_path / "repo" / "pixels" / "1"
+    tf.saved_model.save(model, str(version_dir), signatures={"serving_default": model.mean_pixel})
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "pixels"
+    request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto([_png(10), _png(200)]))
+    warmup_log = prediction_log_pb2.PredictLog(request=request)
+    _write_warmup_file(version_dir, [prediction_log_pb2.PredictionLog(predict_log=warmup_log)])
+    with (
+        ServerThread(loopback_settings(tmp_path / "repo")) as running,
+        grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        response = stub.Predict(request, timeout=30)
+    assert tf.make_ndarray(response.outputs["mean"]).tolist() == [10.0, 200.0]
+
+
+@pytest.mark.parametrize(
+    ("logs", "message"),
+    [
+        ([b"\x08\x01garbage"], "record 0: not a PredictionLog."),
+        ("unknown_signature", "record 1 (predict_log): no signature 'nope'; the model has"),
+        ("wrong_inputs", "record 0 (predict_log): signature 'serving_default' takes inputs "
+                         "['images'], the record gives ['pixels']"),
+        ("too_many", f"more than {MAX_WARMUP_RECORDS} records; keep at most that many."),
+        ("not_a_tfrecord", "not a TFRecord file"),
+    ],
+)  # fmt: skip
+def test_a_warm_up_file_that_fails_names_the_file_and_the_record(
+    exported_version, tmp_path, test_images, logs, message
+):
+    version_dir = tmp_path / "1"
+    shutil.copytree(exported_version, version_dir)
+    image = test_images[0][:1]
+    if logs == "unknown_signature":
+        logs = [_predict_log(image), _predict_log(image, signature="nope")]
+    elif logs == "wrong_inputs":
+        logs = [_predict_log({"pixels": image})]
+    elif logs == "too_many":
+        logs = [_predict_log(image)] * (MAX_WARMUP_RECORDS + 1)
+    if logs == "not_a_tfrecord":
+        (version_dir / WARMUP_FILE).parent.mkdir(parents=True, exist_ok=True)
+        (version_dir / WARMUP_FILE).write_bytes(b"not a record file at all")
+    else:
+        _write_warmup_file(version_dir, logs)
+    version = LoadedVersion("mnist", 1, version_dir)
+    with pytest.raises(WarmUpError, match="Warm-up file .*tf_serving_warmup_requests") as error:
+        replay_warmup_file(version, version_dir / WARMUP_FILE)
+    assert message in str(error.value)
+
+
+def test_a_version_whose_warm_up_fails_never_replaces_a_working_one(make_repo, test_images):
+    repo = make_repo([1])
+    shutil.copytree(repo / "mnist" / "1", repo / "mnist" / ".staging")
+    _write_warmup_file(repo / "mnist" / ".staging", [_predict_log(test_images[0][:1], "nope")])
+    with ServerThread(loopback_settings(repo)) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        (repo / "mnist" / ".staging").rename(repo / "mnist" / "2")
+        wait_for(lambda: {s.version: s.state for s in client.status("mnist")}.get(2) == 50)
+        status = {s.version: s for s in client.status("mnist")}
+        assert "no signature 'nope'" in status[2].status.error_message
+        assert "tf_serving_warmup_requests" in status[2].status.error_message
+        assert client.predict("mnist", test_images[0][:1])["classes"].shape == (1,)
