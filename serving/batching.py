@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.errors import DeadlineExceeded, Unavailable
+from serving.errors import DeadlineExceeded, ServingError, Unavailable
 from serving.settings import BatchingOptions
 
 RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -52,6 +52,27 @@ class _Pending:
     @property
     def key(self):
         return tuple((name, a.shape[1:], a.dtype.str) for name, a in sorted(self.inputs.items()))
+
+
+def split_outputs(outputs: dict[str, np.ndarray], sizes: list[int]) -> list[dict[str, np.ndarray]]:
+    """Each request's rows of a merged call's outputs (``sizes``: examples per request, in
+    order). ServingError (INTERNAL) when an output does not have one row per example: a signature
+    whose outputs are not batched (a scalar, a fixed list) cannot answer merged requests."""
+    if len(sizes) == 1:
+        return [outputs]
+    total = sum(sizes)
+    for name, value in outputs.items():
+        if value.ndim == 0 or value.shape[0] != total:
+            raise ServingError(
+                f"Output {name!r} has shape {list(value.shape)} for a batch of {total} examples, "
+                "not one row per example, so merged requests cannot be answered; serve this model "
+                "without batching (batching: {enabled: false} in its model config)."
+            )
+    ends = np.cumsum(sizes)
+    return [
+        {k: v[end - n : end] for k, v in outputs.items()}
+        for n, end in zip(sizes, ends, strict=True)
+    ]
 
 
 class DynamicBatcher:
@@ -172,16 +193,14 @@ class DynamicBatcher:
                     }
                 )
                 outputs = await loop.run_in_executor(self.executor, self.run, merged)
+                parts = split_outputs(outputs, [p.size for p in batch])
             except Exception as error:
                 for pending in batch:
                     if not pending.future.done():
                         pending.future.set_exception(error)
                 continue
             self.observe(size, [started - p.enqueued for p in batch])
-            offset = 0
-            for pending in batch:
-                part = {k: v[offset : offset + pending.size] for k, v in outputs.items()}
-                offset += pending.size
+            for pending, part in zip(batch, parts, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(part)
 

@@ -110,8 +110,9 @@ class DataPlane:
         def observe(size, waits, model=servable.name):
             self.metrics.record_batch(model, size, waits)
 
-        if servable.unloaded or not config.batching.enabled:
-            # A request that picked a version just before it was unloaded runs on its own.
+        if servable.unloaded or not config.batching.enabled or not signature.batchable:
+            # A request that picked a version just before it was unloaded runs on its own, and
+            # so does every request of a signature whose inputs or outputs have no batch axis.
             runner = DirectRunner(signature, self.model_threads, observe)
         else:
             runner = DynamicBatcher(
@@ -176,7 +177,7 @@ class DataPlane:
         size = validate_inputs(signature, inputs, self.settings.max_request_batch)
         runner = self._runner(servable, signature)
         chunk = self.repository.configs[servable.name].batching.max_batch_size
-        if size <= chunk:
+        if size <= chunk or not signature.batchable:  # outputs without a batch axis: whole
             return servable, signature, await runner.submit(inputs, size, deadline)
         # A request larger than a model call runs in chunks of max_batch_size, in order, so its
         # memory stays that of one batch; other requests interleave between the chunks.

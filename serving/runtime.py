@@ -35,6 +35,13 @@ class Signature:
     outputs: dict[str, TensorSpec]
     function: object
 
+    @property
+    def batchable(self) -> bool:
+        """Whether every input and output has an unknown first dimension, the batch: requests
+        can then be merged along it and the outputs split back by rows."""
+        specs = [*self.inputs.values(), *self.outputs.values()]
+        return all(spec.shape[:1] == (-1,) for spec in specs)
+
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self.function(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in outputs.items()}

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from serving.batching import DynamicBatcher
-from serving.errors import Unavailable
+from serving.batching import DynamicBatcher, split_outputs
+from serving.errors import ServingError, Unavailable
 from serving.settings import BatchingOptions
 
 
@@ -54,6 +54,44 @@ def test_errors_reach_every_request_of_the_batch():
         return results
 
     assert all(isinstance(r, ValueError) for r in asyncio.run(scenario()))
+
+
+def test_outputs_without_a_row_per_example_fail_their_batch_and_the_batcher_goes_on():
+    """A merged call whose outputs cannot be split back answers each of its requests with an
+    error saying why; the next call (a lone request, answered whole) still runs."""
+    gate = threading.Event()
+
+    def run(inputs):
+        gate.wait(5)
+        return {"y": inputs["x"] * 2, "count": np.array(len(inputs["x"]))}
+
+    async def scenario():
+        batcher = DynamicBatcher(run, BatchingOptions(max_wait_us=0), ThreadPoolExecutor(1))
+        first = asyncio.create_task(batcher.submit({"x": np.zeros((1, 1))}, 1))
+        await asyncio.sleep(0.05)  # running: the next two queue and merge
+        merged = [asyncio.create_task(batcher.submit({"x": np.ones((1, 1))}, 1)) for _ in "ab"]
+        await asyncio.sleep(0.05)
+        gate.set()
+        results = await asyncio.gather(first, *merged, return_exceptions=True)
+        lone = await asyncio.wait_for(batcher.submit({"x": np.ones((1, 1))}, 1), 5)
+        await batcher.close()
+        return results, lone
+
+    (first, *merged), lone = asyncio.run(scenario())
+    assert int(first["count"]) == 1 and int(lone["count"]) == 1
+    for error in merged:
+        assert isinstance(error, ServingError)
+        assert "Output 'count' has shape [] for a batch of 2 examples" in str(error)
+        assert "batching: {enabled: false}" in str(error)
+
+
+def test_split_outputs_gives_each_request_its_rows():
+    outputs = {"y": np.arange(6).reshape(6, 1), "label": np.array(list("abcdef"), dtype=object)}
+    parts = split_outputs(outputs, [1, 3, 2])
+    assert [part["y"].ravel().tolist() for part in parts] == [[0], [1, 2, 3], [4, 5]]
+    assert [part["label"].tolist() for part in parts] == [["a"], ["b", "c", "d"], ["e", "f"]]
+    with pytest.raises(ServingError, match=r"Output 'y' has shape \[6, 1\] for a batch of 5"):
+        split_outputs(outputs, [2, 3])
 
 
 def test_full_queue_is_unavailable():
