@@ -216,10 +216,7 @@ class RestApi:
         )
         if "instances" in body:
             return web.json_response({"predictions": rest_codec.row_outputs(outputs)})
-        columns = {name: value.tolist() for name, value in outputs.items()}
-        return web.json_response(
-            {"outputs": next(iter(columns.values())) if len(columns) == 1 else columns}
-        )
+        return web.json_response({"outputs": rest_codec.columnar_outputs(outputs)})
 
     async def tf_classify(self, request: web.Request) -> web.Response:
         body = _json_body(await self.idle.read_body(request))

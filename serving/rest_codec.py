@@ -1,5 +1,5 @@
 """JSON bodies of the REST APIs <-> numpy: TensorFlow Serving's row (``instances``) and columnar
-(``inputs``) formats with ``{"b64": ...}`` for bytes, and the Open Inference Protocol's tensors
+(``inputs``) formats with strings as text and ``{"b64": ...}`` for bytes, and the Open Inference Protocol's tensors
 (``{"name", "shape", "datatype", "data"}``). Sizes are bounded by the body, which the HTTP server
 already limits to ``max_message_bytes``; values are checked against their dtype's range.
 """
@@ -12,7 +12,7 @@ import numpy as np
 
 from core.images import ImageError, decode_image
 from serving.converters import NUMPY_TO_V2, V2_TO_NUMPY
-from serving.errors import InvalidArgument
+from serving.errors import InvalidArgument, Unimplemented
 from serving.runtime import TensorSpec
 
 MAX_NESTING = 64
@@ -51,9 +51,36 @@ def _images_from_bytes(items: list, spec: TensorSpec, name: str) -> np.ndarray:
         raise InvalidArgument(str(error)) from None
 
 
+def _strings(value, spec: TensorSpec, name: str) -> np.ndarray:
+    """A string input: JSON strings (as UTF-8) and ``{"b64": ...}`` objects (decoded already),
+    in nested lists, as an object array of bytes."""
+
+    def encode(item):
+        if isinstance(item, list):
+            return [encode(part) for part in item]
+        if isinstance(item, str):
+            return item.encode()
+        if isinstance(item, bytes):
+            return item
+        raise InvalidArgument(
+            f"Input {name!r}: value {item!r} is not a string; expected strings (or "
+            f'{{"b64": "..."}} for binary data) of shape {list(spec.shape)}.'
+        )
+
+    array = np.array(encode(value), dtype=object)
+    if any(not isinstance(item, bytes) for item in array.ravel()):
+        raise InvalidArgument(
+            f"Input {name!r}: a ragged list; expected strings of shape {list(spec.shape)}."
+        )
+    return array
+
+
 def to_array(value, spec: TensorSpec, name: str) -> np.ndarray:
-    """A JSON value (nested lists, numbers, b64 objects) as an array of ``spec``'s dtype."""
+    """A JSON value (nested lists, numbers, strings, b64 objects) as an array of ``spec``'s
+    dtype."""
     value = decode_b64(value, name)
+    if spec.dtype == object:
+        return _strings(value, spec, name)
     if isinstance(value, list) and value and all(isinstance(v, bytes) for v in value):
         if spec.dtype == np.uint8 and len(spec.shape) == 4:
             return _images_from_bytes(value, spec, name)
@@ -124,12 +151,48 @@ def _spec(inputs: dict[str, TensorSpec], name: str) -> TensorSpec:
     return inputs[name]
 
 
+def json_value(name: str, array: np.ndarray):
+    """An output as TensorFlow Serving's REST API writes it: numbers as they are, strings as
+    text, and ``{"b64": ...}`` for an output whose name ends in ``_bytes`` or whose bytes are not
+    UTF-8 text."""
+    if array.dtype != object:
+        return array.tolist()
+
+    def text(item):
+        if isinstance(item, bytes):
+            if not name.endswith("_bytes"):
+                try:
+                    return item.decode()
+                except UnicodeDecodeError:
+                    pass
+            return {"b64": base64.b64encode(item).decode()}
+        return [text(part) for part in item] if isinstance(item, list) else item
+
+    return text(array.tolist())
+
+
+def columnar_outputs(outputs: dict[str, np.ndarray]):
+    """``outputs``: the only output's value, or an object of all of them."""
+    columns = {name: json_value(name, value) for name, value in outputs.items()}
+    return next(iter(columns.values())) if len(columns) == 1 else columns
+
+
 def row_outputs(outputs: dict[str, np.ndarray]) -> list:
-    """``predictions``: per example, the value of the only output or an object of all."""
-    if len(outputs) == 1:
-        return next(iter(outputs.values())).tolist()
-    lists = {name: value.tolist() for name, value in outputs.items()}
-    count = len(next(iter(lists.values())))
+    """``predictions``: per example, the value of the only output or an object of all.
+    InvalidArgument when an output has no row per example (a scalar, a fixed-size list), which
+    only the columnar format can answer."""
+    counts = {
+        name: value.shape[0] if value.ndim else None for name, value in sorted(outputs.items())
+    }
+    if len(set(counts.values())) > 1 or None in counts.values():
+        raise InvalidArgument(
+            f"The outputs have {counts} rows; the row format ('instances') needs one row per "
+            "example in every output. Send 'inputs' (columnar) to get them as they are."
+        )
+    lists = {name: json_value(name, value) for name, value in outputs.items()}
+    if len(lists) == 1:
+        return next(iter(lists.values()))
+    count = next(iter(counts.values()))
     return [{name: values[i] for name, values in lists.items()} for i in range(count)]
 
 
@@ -142,7 +205,7 @@ def v2_inputs(body_inputs, inputs: dict[str, TensorSpec]) -> dict[str, np.ndarra
         if not isinstance(tensor, dict) or not {"name", "shape", "datatype", "data"} <= set(tensor):
             raise InvalidArgument("Each input needs 'name', 'shape', 'datatype' and 'data'.")
         name, datatype, shape = tensor["name"], tensor["datatype"], tensor["shape"]
-        if datatype not in V2_TO_NUMPY or datatype == "BYTES":
+        if datatype not in V2_TO_NUMPY:
             raise InvalidArgument(f"Input {name!r}: unsupported datatype {datatype!r}.")
         if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise InvalidArgument(f"Input {name!r}: shape must be a list of sizes >= 0.")
@@ -161,13 +224,28 @@ def v2_inputs(body_inputs, inputs: dict[str, TensorSpec]) -> dict[str, np.ndarra
     return arrays
 
 
+def _v2_data(name: str, array: np.ndarray) -> list:
+    """An output's values, flat; BYTES as text (the JSON binding has no other way to write
+    them), Unimplemented for bytes that are not UTF-8."""
+    values = array.ravel().tolist()
+    if array.dtype != object:
+        return values
+    try:
+        return [v.decode() if isinstance(v, bytes) else v for v in values]
+    except UnicodeDecodeError:
+        raise Unimplemented(
+            f"Output {name!r} holds bytes that are not UTF-8 text, which the JSON binding cannot "
+            "carry; ask over gRPC (ModelInfer), where BYTES travel as they are."
+        ) from None
+
+
 def v2_outputs(outputs: dict[str, np.ndarray], names: list[str]) -> list[dict]:
     return [
         {
             "name": name,
             "shape": list(outputs[name].shape),
             "datatype": NUMPY_TO_V2[outputs[name].dtype],
-            "data": outputs[name].ravel().tolist(),
+            "data": _v2_data(name, outputs[name]),
         }
         for name in names
     ]

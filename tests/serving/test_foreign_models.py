@@ -1,13 +1,17 @@
 """SavedModels not exported by the zoo, served as TensorFlow Serving serves them: signatures whose
-outputs or inputs have no batch axis answer every concurrent request."""
+outputs or inputs have no batch axis answer every concurrent request, and string inputs and
+outputs travel over REST as text or base64."""
 
 import asyncio
+import base64
 
 import grpc
 import numpy as np
+import pytest
 import tensorflow as tf
 from helpers import loopback_settings
 from tensorflow_serving.apis import prediction_service_pb2_grpc
+from test_rest_api import call
 
 from serving.client import predict_request
 from serving.server import ServerThread
@@ -50,3 +54,80 @@ def test_signatures_without_a_batch_axis_answer_concurrent_requests(tmp_path):
         assert answer["doubled"].tolist() == [[2.0 * i] * 4] and int(answer["examples"]) == 1
     for i, answer in enumerate(singles):
         assert answer["doubled"].tolist() == [[2.0 * i] * 4]
+
+
+class _Text(tf.Module):
+    """String inputs and outputs: text in, text and binary out."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def shout(self, text):
+        return {
+            "upper": tf.strings.upper(text),
+            "length": tf.strings.length(text),
+            "marker_bytes": tf.fill(tf.shape(text), tf.constant(b"\xff\x00")),
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def summary(self, text):
+        return {"upper": tf.strings.upper(text), "calls": tf.constant(1)}
+
+
+@pytest.fixture(scope="module")
+def text_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("repo")
+    module = _Text()
+    signatures = {"serving_default": module.shout, "summary": module.summary}
+    tf.saved_model.save(module, str(root / "text" / "1"), signatures=signatures)
+    with ServerThread(loopback_settings(root)) as running:
+        yield running
+
+
+def test_rest_takes_strings_as_text_or_b64_and_answers_text_and_b64(text_server):
+    port = text_server.rest_port
+    b64 = base64.b64encode(b"caf\xc3\xa9").decode()
+    status, body = call(port, "/v1/models/text:predict", {"instances": ["ab", {"b64": b64}]})
+    assert status == 200, body
+    marker = {"b64": base64.b64encode(b"\xff\x00").decode()}  # "_bytes": always base64
+    assert body["predictions"] == [
+        {"upper": "AB", "length": 2, "marker_bytes": marker},
+        {"upper": "CAFé", "length": 5, "marker_bytes": marker},
+    ]
+    status, body = call(port, "/v1/models/text:predict", {"inputs": {"text": ["x"]}})
+    assert status == 200 and body["outputs"]["upper"] == ["X"], body
+
+
+def test_rest_row_format_refuses_outputs_without_a_row_per_example(text_server):
+    request = {"signature_name": "summary", "instances": ["a", "b"]}
+    status, body = call(text_server.rest_port, "/v1/models/text:predict", request)
+    assert status == 400
+    assert "The outputs have {'calls': None, 'upper': 2} rows" in body["error"]
+    assert "Send 'inputs' (columnar)" in body["error"]
+    request = {"signature_name": "summary", "inputs": ["a", "b"]}
+    status, body = call(text_server.rest_port, "/v1/models/text:predict", request)
+    assert status == 200 and body["outputs"] == {"upper": ["A", "B"], "calls": 1}, body
+
+
+@pytest.mark.parametrize(
+    ("instances", "message"),
+    [
+        (["a", 3], "Input 'text': value 3 is not a string; expected strings"),
+        ([["a"], ["b", "c"]], "Input 'text': a ragged list; expected strings of shape [-1]."),
+    ],
+)
+def test_rest_refuses_string_inputs_that_are_not_strings(text_server, instances, message):
+    status, body = call(text_server.rest_port, "/v1/models/text:predict", {"instances": instances})
+    assert status == 400 and message in body["error"], body
+
+
+def test_v2_rest_carries_bytes_as_text_and_refuses_binary_it_cannot_write(text_server):
+    tensor = {"name": "text", "shape": [2], "datatype": "BYTES", "data": ["ab", "c"]}
+    request = {"inputs": [tensor], "outputs": [{"name": "upper"}, {"name": "length"}]}
+    status, body = call(text_server.rest_port, "/v2/models/text/infer", request)
+    assert status == 200, body
+    assert body["outputs"] == [
+        {"name": "upper", "shape": [2], "datatype": "BYTES", "data": ["AB", "C"]},
+        {"name": "length", "shape": [2], "datatype": "INT32", "data": [2, 1]},
+    ]
+    status, body = call(text_server.rest_port, "/v2/models/text/infer", {"inputs": [tensor]})
+    assert status == 501
+    assert "Output 'marker_bytes' holds bytes that are not UTF-8 text" in body["error"]
