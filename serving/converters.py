@@ -8,6 +8,7 @@ which do not overflow.
 """
 
 import math
+import struct
 
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
@@ -16,6 +17,7 @@ from serving.errors import InvalidArgument, ResourceExhausted
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 OBJECT_ITEMSIZE = 8  # a numpy object array holds one pointer per element
+RAW_LENGTH = struct.Struct("<I")  # the length before each BYTES element in raw contents
 
 # TensorProto dtype <-> numpy dtype, and the typed value field holding each dtype.
 TF_TO_NUMPY = {
@@ -198,7 +200,7 @@ def infer_tensor_to_numpy(
     count = _check_size(shape, dtype, name, tensor.datatype, max_bytes)
     if raw is not None:
         if dtype == np.object_:
-            raise InvalidArgument(f"Input {name!r}: BYTES inputs must use contents, not raw.")
+            return bytes_from_raw(raw, count, name).reshape(shape)
         expected = count * dtype.itemsize
         if len(raw) != expected:
             raise InvalidArgument(
@@ -219,5 +221,38 @@ def infer_tensor_to_numpy(
 
 
 def numpy_to_raw(array: np.ndarray) -> bytes:
-    """Little-endian bytes of a numpy array, for ``raw_output_contents``."""
+    """Little-endian bytes of a numpy array, for ``raw_output_contents``; BYTES as each element's
+    length (4 bytes, little-endian) then the element, as Triton and its clients write them."""
+    if array.dtype == np.object_:
+        return b"".join(RAW_LENGTH.pack(len(item)) + item for item in array.ravel())
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+
+
+def bytes_from_raw(raw: bytes, count: int, name: str) -> np.ndarray:
+    """``count`` BYTES elements from ``raw_input_contents`` (each its 4-byte little-endian length,
+    then its bytes), flat; InvalidArgument naming where it does not add up."""
+    items, offset = [], 0
+    for index in range(count):
+        if offset + RAW_LENGTH.size > len(raw):
+            raise InvalidArgument(
+                f"Input {name!r}: raw_input_contents ends at byte {len(raw)}, before element "
+                f"{index} of {count}; BYTES elements are each a 4-byte little-endian length and "
+                "that many bytes."
+            )
+        (length,) = RAW_LENGTH.unpack_from(raw, offset)
+        offset += RAW_LENGTH.size
+        if offset + length > len(raw):
+            raise InvalidArgument(
+                f"Input {name!r}: element {index} of raw_input_contents says {length} bytes, but "
+                f"only {len(raw) - offset} follow."
+            )
+        items.append(raw[offset : offset + length])
+        offset += length
+    if offset != len(raw):
+        raise InvalidArgument(
+            f"Input {name!r}: raw_input_contents has {len(raw) - offset} bytes after its {count} "
+            "elements."
+        )
+    array = np.empty(count, dtype=object)
+    array[:] = items
+    return array

@@ -1,6 +1,7 @@
 """SavedModels not exported by the zoo, served as TensorFlow Serving serves them: signatures whose
 outputs or inputs have no batch axis answer every concurrent request, and string inputs and
-outputs travel over REST as text or base64."""
+outputs travel over REST as text or base64 and over the Open Inference Protocol's raw contents
+as Triton writes them."""
 
 import asyncio
 import base64
@@ -9,9 +10,11 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+import tritonclient.grpc as triton
 from helpers import loopback_settings
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from test_rest_api import call
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from serving.client import predict_request
 from serving.server import ServerThread
@@ -131,3 +134,34 @@ def test_v2_rest_carries_bytes_as_text_and_refuses_binary_it_cannot_write(text_s
     status, body = call(text_server.rest_port, "/v2/models/text/infer", {"inputs": [tensor]})
     assert status == 501
     assert "Output 'marker_bytes' holds bytes that are not UTF-8 text" in body["error"]
+
+
+def test_triton_clients_send_and_receive_bytes_as_triton_writes_them(text_server):
+    """tritonclient puts BYTES in raw contents, each element its 4-byte length then its bytes."""
+    client = triton.InferenceServerClient(f"127.0.0.1:{text_server.port}")
+    text = triton.InferInput("text", [2], "BYTES")
+    text.set_data_from_numpy(np.array([b"ab", b"c\xff"], dtype=object))
+    result = client.infer("text", [text])
+    assert result.as_numpy("upper").tolist() == [b"AB", b"C\xff"]
+    assert result.as_numpy("marker_bytes").tolist() == [b"\xff\x00", b"\xff\x00"]
+    assert result.as_numpy("length").tolist() == [2, 2]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\x02\x00\x00\x00ab\x01\x00", "raw_input_contents ends at byte 8, before element 1 of 2"),
+        (b"\x02\x00\x00\x00ab\x09\x00\x00\x00c", "element 1 of raw_input_contents says 9 bytes"),
+        (b"\x01\x00\x00\x00a\x01\x00\x00\x00bz", "has 1 bytes after its 2 elements"),
+    ],
+)
+def test_raw_bytes_that_do_not_add_up_are_refused(text_server, raw, message):
+    request = service_pb2.ModelInferRequest(model_name="text")
+    request.inputs.add(name="text", datatype="BYTES", shape=[2])
+    request.raw_input_contents.append(raw)
+    with grpc.insecure_channel(f"127.0.0.1:{text_server.port}") as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as error:
+            stub.ModelInfer(request, timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in error.value.details()
