@@ -15,10 +15,8 @@ from helpers import loopback_settings
 from core.artifact import existing_versions, versions_on_disk
 from serving.client import PredictionClient, predict_request
 from serving.repository import ModelConfigError, VersionPolicy, read_model_config
-from serving.runtime import Signature
 from serving.server import ServerThread
 from serving.settings import BatchingOptions
-from serving.warmup import warm_up_sizes
 
 
 def wait_for(predicate, timeout=60):
@@ -137,54 +135,6 @@ def test_the_baseline_is_frozen_and_an_unloaded_version_is_freed_without_unfreez
         shutil.rmtree(repo / "mnist" / "1")
         wait_for(lambda: saved_model() is None)
         assert client.predict("mnist", test_images[0][:1], version=2)["classes"].shape == (1,)
-
-
-def test_a_version_is_warmed_up_at_each_batch_size_up_to_its_largest_model_call(
-    make_repo, monkeypatch
-):
-    """Every signature runs at 1, 2, 4, ... examples and at the model's max_batch_size before
-    the version serves, so no request pays for a batch size's first call."""
-    repo = make_repo([1])
-    config = repo / "models.yaml"
-    config.write_text(
-        "models:\n  mnist:\n    base_path: mnist\n    batching: {max_batch_size: 12}\n"
-    )
-    calls = []
-    original = Signature.__call__
-
-    def recording(signature, inputs):
-        calls.append((signature.name, {name: a.shape[0] for name, a in inputs.items()}))
-        return original(signature, inputs)
-
-    monkeypatch.setattr(Signature, "__call__", recording)
-    with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
-        signatures = running.dataplane.repository.loaded["mnist"][1].signatures
-    assert len(signatures) >= 1
-    expected = [
-        (name, {input_name: size for input_name in signature.inputs})
-        for name, signature in signatures.items()
-        for size in (1, 2, 4, 8, 12)
-    ]
-    assert calls == expected
-
-
-@pytest.mark.parametrize(
-    ("largest", "sizes"),
-    [
-        (1, [1]),
-        (2, [1, 2]),
-        (5, [1, 2, 4, 5]),
-        (64, [1, 2, 4, 8, 16, 32, 64]),
-        (65, [1, 2, 4, 8, 16, 32, 64, 65]),
-    ],
-)
-def test_warm_up_sizes(largest, sizes):
-    assert warm_up_sizes(largest) == sizes
-
-
-def test_warm_up_sizes_refuse_a_batch_below_one():
-    with pytest.raises(ValueError, match="largest_batch must be at least 1. Received: 0"):
-        warm_up_sizes(0)
 
 
 def test_model_config_policies_labels_and_batching(make_repo, test_images):

@@ -186,3 +186,41 @@ def test_a_version_whose_warm_up_fails_never_replaces_a_working_one(make_repo, t
         assert "no signature 'nope'" in status[2].status.error_message
         assert "tf_serving_warmup_requests" in status[2].status.error_message
         assert client.predict("mnist", test_images[0][:1])["classes"].shape == (1,)
+
+
+def test_a_version_is_warmed_up_at_each_batch_size_up_to_its_largest_model_call(
+    make_repo, recorded_calls
+):
+    """Through the repository: the model config's max_batch_size is the largest size warmed."""
+    repo = make_repo([1])
+    config = repo / "models.yaml"
+    config.write_text(
+        "models:\n  mnist:\n    base_path: mnist\n    batching: {max_batch_size: 12}\n"
+    )
+    with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
+        signatures = running.dataplane.repository.loaded["mnist"][1].signatures
+    expected = [
+        (name, {input_name: size for input_name in signature.inputs})
+        for name, signature in signatures.items()
+        for size in (1, 2, 4, 8, 12)
+    ]
+    assert recorded_calls == expected
+
+
+@pytest.mark.parametrize(
+    ("largest", "sizes"),
+    [
+        (1, [1]),
+        (2, [1, 2]),
+        (5, [1, 2, 4, 5]),
+        (64, [1, 2, 4, 8, 16, 32, 64]),
+        (65, [1, 2, 4, 8, 16, 32, 64, 65]),
+    ],
+)
+def test_warm_up_sizes(largest, sizes):
+    assert warm_up_sizes(largest) == sizes
+
+
+def test_warm_up_sizes_refuse_a_batch_below_one():
+    with pytest.raises(ValueError, match="largest_batch must be at least 1. Received: 0"):
+        warm_up_sizes(0)
