@@ -1,6 +1,5 @@
 """One loaded model version: its SavedModel's signatures and how to call them."""
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,6 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from core.artifact import read_metadata
 
-log = logging.getLogger("zoo.serving")
 DEFAULT_SIGNATURE = "serving_default"  # what a request that names no signature runs
 
 
