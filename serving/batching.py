@@ -56,8 +56,9 @@ class _Pending:
 
 def split_outputs(outputs: dict[str, np.ndarray], sizes: list[int]) -> list[dict[str, np.ndarray]]:
     """Each request's rows of a merged call's outputs (``sizes``: examples per request, in
-    order). ServingError (INTERNAL) when an output does not have one row per example: a signature
-    whose outputs are not batched (a scalar, a fixed list) cannot answer merged requests."""
+    order). ServingError when an output does not have one row per example (a signature whose
+    outputs are not batched: a scalar, a fixed list), which the batcher meets by running each
+    request alone."""
     if len(sizes) == 1:
         return [outputs]
     total = sum(sizes)
@@ -65,8 +66,7 @@ def split_outputs(outputs: dict[str, np.ndarray], sizes: list[int]) -> list[dict
         if value.ndim == 0 or value.shape[0] != total:
             raise ServingError(
                 f"Output {name!r} has shape {list(value.shape)} for a batch of {total} examples, "
-                "not one row per example, so merged requests cannot be answered; serve this model "
-                "without batching (batching: {enabled: false} in its model config)."
+                "not one row per example: merged requests cannot be split back."
             )
     ends = np.cumsum(sizes)
     return [
@@ -195,14 +195,30 @@ class DynamicBatcher:
                 outputs = await loop.run_in_executor(self.executor, self.run, merged)
                 parts = split_outputs(outputs, [p.size for p in batch])
             except Exception as error:
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(error)
+                if len(batch) == 1:
+                    if not batch[0].future.done():
+                        batch[0].future.set_exception(error)
+                else:  # one request's input the model refuses must not fail the others
+                    await self._run_each_alone(batch)
                 continue
             self.observe(size, [started - p.enqueued for p in batch])
             for pending, part in zip(batch, parts, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(part)
+
+    async def _run_each_alone(self, batch: list[_Pending]) -> None:
+        """After a merged call failed: each request's own call, its own answer or error."""
+        loop = asyncio.get_running_loop()
+        for pending in batch:
+            if pending.future.done():
+                continue
+            try:
+                outputs = await loop.run_in_executor(self.executor, self.run, pending.inputs)
+            except Exception as error:
+                pending.future.set_exception(error)
+            else:
+                self.observe(pending.size, [0.0])
+                pending.future.set_result(outputs)
 
     async def close(self) -> None:
         """Finishes the requests already queued or running, then stops the worker."""

@@ -6,13 +6,12 @@ Servicers translate their protocol's messages to calls on this API (ready, model
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import NoReturn
 
 import numpy as np
 
 from core.outputs import class_names_or_indices
 from serving.batching import DirectRunner, DynamicBatcher
-from serving.errors import InvalidArgument, NotFound, Unimplemented
+from serving.errors import InvalidArgument, NotFound
 from serving.heap import release_unloaded
 from serving.metrics import ServerMetrics
 from serving.repository import ModelRepository, VersionStatus, read_model_config
@@ -206,14 +205,6 @@ class DataPlane:
             servable,
             class_names_or_indices(servable.class_names, probabilities.shape[1]),
             probabilities,
-        )
-
-    def regress(self, name: str, version: int | None = None, label: str | None = None) -> NoReturn:
-        """TensorFlow Serving's Regress, which no zoo model answers: NotFound for a model that
-        is not served, else Unimplemented saying what to send instead."""
-        self.servable(name, version, label)
-        raise Unimplemented(
-            "Regress is not served: the zoo's models are classifiers. Use Classify or Predict."
         )
 
     async def close(self) -> None:

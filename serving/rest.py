@@ -10,7 +10,8 @@ TensorFlow Serving:
   POST /v1/models/NAME[/versions/N | /labels/L]:predict      {"instances": [...]} or {"inputs": ...}
   POST /v1/models/NAME[/versions/N | /labels/L]:classify     {"examples": [{"images": ...}],
                                                                "context": {...} (optional)}
-  POST /v1/models/NAME[/versions/N | /labels/L]:regress      501: the models are classifiers
+  POST /v1/models/NAME[/versions/N | /labels/L]:regress      {"examples": [...]}: regression
+                                                             signatures only (501 otherwise)
 Open Inference Protocol (KServe v2):
   GET  /v2/health/live, /v2/health/ready, /v2
   GET  /v2/models/NAME[/versions/N], .../ready
@@ -20,7 +21,6 @@ Open Inference Protocol (KServe v2):
 import hmac
 import json
 import time
-from typing import NoReturn
 
 import numpy as np
 from aiohttp import web
@@ -34,13 +34,37 @@ from core.outputs import ranked
 from serving import rest_codec
 from serving.auth import bearer_token
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
-from serving.errors import InvalidArgument, NotFound, ServingError
+from serving.errors import InvalidArgument, NotFound, ServingError, Unimplemented
+from serving.example_signatures import (
+    CLASSIFY_METHOD,
+    REGRESS_METHOD,
+    classifications,
+    examples_signature,
+    not_a_regressor,
+    regressions,
+    run_examples,
+)
 from serving.idle_connections import IdleConnections
 from serving.metrics import ServerMetrics
 from serving.request_log import log
 
 PLATFORM = "tensorflow_savedmodel"
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
+
+
+def _json_examples(body: dict) -> list:
+    """``examples`` of a :classify or :regress body, each with ``context``'s features merged in
+    (an example's own win)."""
+    examples, context = body.get("examples"), body.get("context", {})
+    if not isinstance(examples, list) or not examples:
+        raise InvalidArgument("'examples' must be a non-empty list of objects.")
+    if not isinstance(context, dict):
+        raise InvalidArgument(
+            f"'context' must be an object of features. Received: {type(context).__name__}."
+        )
+    if context:
+        examples = [{**context, **e} if isinstance(e, dict) else e for e in examples]
+    return examples
 
 
 def _version(text: str | None) -> int | None:
@@ -221,17 +245,19 @@ class RestApi:
     async def tf_classify(self, request: web.Request) -> web.Response:
         body = _json_body(await self.idle.read_body(request))
         servable = self._servable(request)
-        signature = self.dataplane.classifier(servable, body.get("signature_name"))
+        examples = _json_examples(body)
+        signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
+        self.dataplane.signature(servable, signature_name)  # NotFound naming what exists
+        tf_classifier = examples_signature(servable, signature_name, CLASSIFY_METHOD)
+        if tf_classifier is not None:
+            protos = [rest_codec.json_example(example) for example in examples]
+            outputs = await run_examples(self.dataplane, servable, tf_classifier, protos, None)
+            results = [
+                [list(pair) for pair in pairs] for pairs in classifications(outputs, len(protos))
+            ]
+            return web.json_response({"results": results})
+        signature = self.dataplane.classifier(servable, signature_name)
         ((input_name, spec),) = signature.inputs.items()
-        examples, context = body.get("examples"), body.get("context", {})
-        if not isinstance(examples, list) or not examples:
-            raise InvalidArgument("'examples' must be a non-empty list of objects.")
-        if not isinstance(context, dict):
-            raise InvalidArgument(
-                f"'context' must be an object of features. Received: {type(context).__name__}."
-            )
-        if context:  # features common to every example; an example's own win
-            examples = [{**context, **e} if isinstance(e, dict) else e for e in examples]
         shape = tuple(spec.shape[1:])
         images = np.stack([self._example(e, input_name, spec, shape) for e in examples])
         servable, names, probabilities = await self.dataplane.classify(
@@ -243,8 +269,18 @@ class RestApi:
         results = [[[names[i], float(row[i])] for i in ranked(row)] for row in probabilities]
         return web.json_response({"results": results})
 
-    async def tf_regress(self, request: web.Request) -> NoReturn:
-        self.dataplane.regress(*self._model_spec(request))
+    async def tf_regress(self, request: web.Request) -> web.Response:
+        body = _json_body(await self.idle.read_body(request))
+        servable = self._servable(request)
+        examples = _json_examples(body)
+        signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
+        self.dataplane.signature(servable, signature_name)  # NotFound naming what exists
+        regressor = examples_signature(servable, signature_name, REGRESS_METHOD)
+        if regressor is None:
+            raise Unimplemented(not_a_regressor(servable, signature_name))
+        protos = [rest_codec.json_example(example) for example in examples]
+        outputs = await run_examples(self.dataplane, servable, regressor, protos, None)
+        return web.json_response({"results": regressions(outputs, len(protos))})
 
     @staticmethod
     def _example(example, input_name: str, spec, shape) -> np.ndarray:

@@ -9,6 +9,7 @@ import binascii
 import math
 
 import numpy as np
+from tensorflow.core.example import example_pb2
 
 from core.images import ImageError, decode_image
 from serving.converters import NUMPY_TO_V2, V2_TO_NUMPY
@@ -110,6 +111,32 @@ def to_array(value, spec: TensorSpec, name: str) -> np.ndarray:
                     f"{spec.dtype.name} [{limits.min}, {limits.max}]."
                 )
     return wide.astype(spec.dtype)
+
+
+def json_example(features) -> example_pb2.Example:
+    """A tf.Example from a JSON object of features, as TensorFlow Serving's REST API reads
+    ``examples``: integers (and booleans) as an int64 list, numbers with a fraction as a float
+    list, strings (UTF-8) and ``{"b64": ...}`` as a bytes list; a value or a list of them."""
+    if not isinstance(features, dict):
+        raise InvalidArgument(
+            f"Each example must be an object of features. Received: {type(features).__name__}."
+        )
+    example = example_pb2.Example()
+    for name, value in features.items():
+        values = decode_b64(value if isinstance(value, list) else [value], name)
+        feature = example.features.feature[name]
+        if all(isinstance(v, (str, bytes)) for v in values):
+            feature.bytes_list.value.extend(v.encode() if isinstance(v, str) else v for v in values)
+        elif all(isinstance(v, (int, bool)) for v in values):
+            feature.int64_list.value.extend(int(v) for v in values)
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            feature.float_list.value.extend(float(v) for v in values)
+        else:
+            raise InvalidArgument(
+                f"Feature {name!r}: values must be all numbers or all strings (or "
+                f'{{"b64": ...}}), one value or a flat list of them. Received: {value!r:.100}.'
+            )
+    return example
 
 
 def row_inputs(instances, inputs: dict[str, TensorSpec]) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from core.artifact import read_metadata
+from serving.errors import InvalidArgument
 
 DEFAULT_SIGNATURE = "serving_default"  # what a request that names no signature runs
 
@@ -41,8 +42,24 @@ class Signature:
         return all(spec.shape[:1] == (-1,) for spec in specs)
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self.function(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
+        """The outputs for ``inputs``; InvalidArgument with TensorFlow's reason where the model's
+        own ops refuse them (a serialized example it cannot parse, a failed assertion)."""
+        try:
+            outputs = self.function(**{k: tf.convert_to_tensor(v) for k, v in inputs.items()})
+        except tf.errors.InvalidArgumentError as error:
+            raise InvalidArgument(
+                f"The model refused the input: {_reason(error.message)}"
+            ) from None
         return {k: v.numpy() for k, v in outputs.items()}
+
+
+def _reason(message: str) -> str:
+    """The line of a TensorFlow error that says what went wrong, without the graph's traceback
+    (where the failing op was defined) and node names around it."""
+    noise = ("Graph execution error", "Detected at node", "File ", "[[{{node", "[Op:")
+    lines = [line.strip() for line in message.splitlines()]
+    reasons = [line for line in lines if line and not line.startswith(noise)]
+    return (reasons or lines or ["(no message)"])[0]
 
 
 class LoadedVersion:

@@ -1,4 +1,4 @@
-"""TensorFlow Serving's gRPC API: PredictionService (Predict, Classify, GetModelMetadata) and
+"""TensorFlow Serving's gRPC API: PredictionService (Predict, Classify, Regress, GetModelMetadata) and
 ModelService (GetModelStatus), translated to data-plane calls.
 """
 
@@ -11,6 +11,7 @@ from tensorflow_serving.apis import (
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
     status_pb2,
 )
 
@@ -19,6 +20,15 @@ from core.outputs import ranked
 from serving.converters import numpy_to_tensor_proto, tensor_proto_to_numpy
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, Unimplemented, deadline_of, grpc_errors
+from serving.example_signatures import (
+    CLASSIFY_METHOD,
+    REGRESS_METHOD,
+    classifications,
+    examples_signature,
+    not_a_regressor,
+    regressions,
+    run_examples,
+)
 from serving.metrics import ServerMetrics
 
 SIGNATURE_DEF_FIELD = "signature_def"
@@ -75,7 +85,22 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         servable = self.dataplane.servable(
             spec.name, _requested_version(spec), spec.version_label or None
         )
-        signature = self.dataplane.classifier(servable, spec.signature_name)
+        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        self.dataplane.signature(servable, signature_name)  # NotFound naming what exists
+        tf_classifier = examples_signature(servable, signature_name, CLASSIFY_METHOD)
+        if tf_classifier is not None:
+            examples = input_examples(request.input)
+            outputs = await run_examples(
+                self.dataplane, servable, tf_classifier, examples, deadline_of(context)
+            )
+            response = classification_pb2.ClassificationResponse()
+            _fill_model_spec(response.model_spec, servable, signature_name)
+            for pairs in classifications(outputs, len(examples)):
+                classification = response.result.classifications.add()
+                for label, score in pairs:
+                    classification.classes.add(label=label, score=score)
+            return response
+        signature = self.dataplane.classifier(servable, signature_name)
         ((input_name, input_spec),) = signature.inputs.items()
         shape = tuple(input_spec.shape[1:])
         examples = input_examples(request.input)
@@ -102,7 +127,23 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @grpc_errors
     async def Regress(self, request, context):
         spec = request.model_spec
-        self.dataplane.regress(spec.name, _requested_version(spec), spec.version_label or None)
+        servable = self.dataplane.servable(
+            spec.name, _requested_version(spec), spec.version_label or None
+        )
+        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        self.dataplane.signature(servable, signature_name)  # NotFound naming what exists
+        regressor = examples_signature(servable, signature_name, REGRESS_METHOD)
+        if regressor is None:
+            raise Unimplemented(not_a_regressor(servable, signature_name))
+        examples = input_examples(request.input)
+        outputs = await run_examples(
+            self.dataplane, servable, regressor, examples, deadline_of(context)
+        )
+        response = regression_pb2.RegressionResponse()
+        _fill_model_spec(response.model_spec, servable, signature_name)
+        for value in regressions(outputs, len(examples)):
+            response.result.regressions.add(value=value)
+        return response
 
     @grpc_errors
     async def MultiInference(self, request, context):

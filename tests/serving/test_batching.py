@@ -56,33 +56,36 @@ def test_errors_reach_every_request_of_the_batch():
     assert all(isinstance(r, ValueError) for r in asyncio.run(scenario()))
 
 
-def test_outputs_without_a_row_per_example_fail_their_batch_and_the_batcher_goes_on():
-    """A merged call whose outputs cannot be split back answers each of its requests with an
-    error saying why; the next call (a lone request, answered whole) still runs."""
+def test_a_merged_call_that_fails_runs_each_request_alone():
+    """One request the model refuses fails alone, and outputs that do not split back (a scalar
+    beside the batched ones) are answered request by request: the others merged with them get
+    their answers."""
     gate = threading.Event()
 
     def run(inputs):
         gate.wait(5)
+        if (inputs["x"] < 0).any():
+            raise ValueError("negative input")
         return {"y": inputs["x"] * 2, "count": np.array(len(inputs["x"]))}
 
     async def scenario():
         batcher = DynamicBatcher(run, BatchingOptions(max_wait_us=0), ThreadPoolExecutor(1))
         first = asyncio.create_task(batcher.submit({"x": np.zeros((1, 1))}, 1))
-        await asyncio.sleep(0.05)  # running: the next two queue and merge
-        merged = [asyncio.create_task(batcher.submit({"x": np.ones((1, 1))}, 1)) for _ in "ab"]
+        await asyncio.sleep(0.05)  # running: the next ones queue and merge
+        merged = [
+            asyncio.create_task(batcher.submit({"x": np.full((1, 1), v)}, 1)) for v in (1, -1, 2)
+        ]
         await asyncio.sleep(0.05)
         gate.set()
         results = await asyncio.gather(first, *merged, return_exceptions=True)
-        lone = await asyncio.wait_for(batcher.submit({"x": np.ones((1, 1))}, 1), 5)
         await batcher.close()
-        return results, lone
+        return results
 
-    (first, *merged), lone = asyncio.run(scenario())
-    assert int(first["count"]) == 1 and int(lone["count"]) == 1
-    for error in merged:
-        assert isinstance(error, ServingError)
-        assert "Output 'count' has shape [] for a batch of 2 examples" in str(error)
-        assert "batching: {enabled: false}" in str(error)
+    first, one, refused, two = asyncio.run(scenario())
+    assert int(first["count"]) == 1
+    assert int(one["count"]) == 1 and one["y"].tolist() == [[2.0]]
+    assert int(two["count"]) == 1 and two["y"].tolist() == [[4.0]]
+    assert isinstance(refused, ValueError) and str(refused) == "negative input"
 
 
 def test_split_outputs_gives_each_request_its_rows():

@@ -126,7 +126,7 @@ def test_tf_serving_status_and_metadata(rest):
         ("/v1/models/mnist/versions/%C2%B2:predict", {"instances": [[0]]}, 400,
          "must be a non-negative integer. Received: '\u00b2'"),
         ("/v2/models/mnist/versions/%C2%B2/ready", None, 400, "must be a non-negative integer"),
-        ("/v1/models/mnist:regress", {"examples": [{}]}, 501, "Regress is not served"),
+        ("/v1/models/mnist:regress", {"examples": [{}]}, 501, "Regress needs a regression signature"),
         ("/v1/models/mnist:classify", {"signature_name": "predict_images", "examples": [{}]}, 400,
          "Classify needs a signature with one input and a 'probabilities' output; "
          "'predict_images' takes ['images'] and answers ['scores']"),

@@ -291,7 +291,13 @@ def test_regress_and_multi_inference_say_what_to_send_instead(stub):
     expect_error(stub.Regress, regress, grpc.StatusCode.NOT_FOUND, "Model 'nope' not found")
     regress.model_spec.name = "mnist"
     for call, request, message in [
-        (stub.Regress, regress, "Regress is not served: the zoo's models are classifiers"),
+        (
+            stub.Regress,
+            regress,
+            "Regress needs a regression signature (method "
+            "tensorflow/serving/regress, serialized tf.Examples in); signature "
+            "'serving_default' of model 'mnist' is not one.",
+        ),
         (stub.MultiInference, inference_pb2.MultiInferenceRequest(), "send Classify or Predict"),
     ]:
         with pytest.raises(grpc.RpcError) as error:

@@ -1,0 +1,104 @@
+"""TensorFlow Serving's classification and regression signatures: models (often exported by
+TensorFlow 1's Estimators) whose SignatureDef's method is ``tensorflow/serving/classify`` or
+``tensorflow/serving/regress`` take a batch of serialized tf.Examples as their one string input
+and answer ``classes`` and/or ``scores``, or ``outputs``. Classify and Regress, over gRPC and REST,
+run them as TensorFlow Serving does; the zoo's own classifiers take images instead and go through
+the data plane's ``classify``.
+"""
+
+import numpy as np
+
+from serving.dataplane import DataPlane
+from serving.errors import InvalidArgument, ServingError
+from serving.runtime import LoadedVersion, Signature
+
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+
+
+def examples_signature(servable: LoadedVersion, name: str, method: str) -> Signature | None:
+    """The signature ``name`` if its SignatureDef's method is ``method`` and it takes one string
+    input, else None."""
+    definition = servable.signature_defs.get(name)
+    signature = servable.signatures.get(name)
+    if definition is None or signature is None or definition.method_name != method:
+        return None
+    if len(signature.inputs) != 1 or next(iter(signature.inputs.values())).dtype != object:
+        return None
+    return signature
+
+
+def not_a_regressor(servable: LoadedVersion, name: str) -> str:
+    """What Regress answers (UNIMPLEMENTED) for a signature that is no regression signature."""
+    return (
+        f"Regress needs a regression signature (method {REGRESS_METHOD}, serialized tf.Examples "
+        f"in); signature {name!r} of model {servable.name!r} is not one. Use Classify or Predict."
+    )
+
+
+async def run_examples(
+    dataplane: DataPlane, servable: LoadedVersion, signature: Signature, examples: list, deadline
+) -> dict[str, np.ndarray]:
+    """The signature's outputs for ``examples`` (tf.Example messages), serialized as its input."""
+    if not examples:
+        raise InvalidArgument("The request holds no examples; give at least one.")
+    ((input_name, _),) = signature.inputs.items()
+    serialized = np.empty(len(examples), dtype=object)
+    serialized[:] = [example.SerializeToString() for example in examples]
+    _, _, outputs = await dataplane.infer(
+        servable.name, {input_name: serialized}, version=servable.version,
+        signature_name=signature.name, deadline=deadline,
+    )  # fmt: skip
+    return outputs
+
+
+def classifications(outputs: dict[str, np.ndarray], count: int) -> list[list[tuple[str, float]]]:
+    """Per example, ``(label, score)`` pairs in the order the model gave them: labels from
+    ``classes`` ("" without it), scores from ``scores`` (0 without it), as TensorFlow Serving
+    fills its ClassificationResult."""
+    classes, scores = outputs.get("classes"), outputs.get("scores")
+    if classes is None and scores is None:
+        raise ServingError(
+            f"A classification signature answers 'classes' and/or 'scores'; this one answers "
+            f"{sorted(outputs)}."
+        )
+    labels = None if classes is None else _rows(classes, "classes", count)
+    values = None if scores is None else _rows(scores, "scores", count)
+    width = (labels if labels is not None else values).shape[1]
+    return [
+        [
+            (
+                "" if labels is None else _text(labels[row, column]),
+                0.0 if values is None else float(values[row, column]),
+            )
+            for column in range(width)
+        ]
+        for row in range(count)
+    ]
+
+
+def regressions(outputs: dict[str, np.ndarray], count: int) -> list[float]:
+    """Per example, the value of the ``outputs`` output (one per example)."""
+    if "outputs" not in outputs:
+        raise ServingError(
+            f"A regression signature answers 'outputs'; this one answers {sorted(outputs)}."
+        )
+    values = _rows(outputs["outputs"], "outputs", count)
+    if values.shape[1] != 1:
+        raise ServingError(
+            f"Output 'outputs' has {values.shape[1]} values per example; a regression answers one."
+        )
+    return [float(value) for value in values[:, 0]]
+
+
+def _rows(array: np.ndarray, name: str, count: int) -> np.ndarray:
+    if array.ndim == 0 or array.shape[0] != count or array.ndim > 2:
+        raise ServingError(
+            f"Output {name!r} has shape {list(array.shape)} for {count} examples; expected "
+            f"[{count}] or [{count}, k]."
+        )
+    return array.reshape(count, -1)
+
+
+def _text(label) -> str:
+    return label.decode(errors="replace") if isinstance(label, bytes) else str(label)
