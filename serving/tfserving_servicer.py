@@ -1,5 +1,5 @@
-"""TensorFlow Serving's gRPC API: PredictionService (Predict, Classify, Regress, GetModelMetadata) and
-ModelService (GetModelStatus), translated to data-plane calls.
+"""TensorFlow Serving's gRPC API: PredictionService (Predict, Classify, Regress,
+GetModelMetadata) and ModelService (GetModelStatus), translated to data-plane calls.
 """
 
 import numpy as np
