@@ -8,6 +8,7 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -44,6 +45,14 @@ def _fill_model_spec(target, servable, signature_name: str) -> None:
     target.name = servable.name
     target.version.value = servable.version
     target.signature_name = signature_name
+
+
+def _fill_classifications(result, per_example) -> None:
+    """A ClassificationResult from ``(label, score)`` pairs per example."""
+    for pairs in per_example:
+        classification = result.classifications.add()
+        for label, score in pairs:
+            classification.classes.add(label=label, score=score)
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -95,10 +104,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             )
             response = classification_pb2.ClassificationResponse()
             _fill_model_spec(response.model_spec, servable, signature_name)
-            for pairs in classifications(outputs, len(examples)):
-                classification = response.result.classifications.add()
-                for label, score in pairs:
-                    classification.classes.add(label=label, score=score)
+            _fill_classifications(response.result, classifications(outputs, len(examples)))
             return response
         signature = self.dataplane.classifier(servable, signature_name)
         ((input_name, input_spec),) = signature.inputs.items()
@@ -147,9 +153,46 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @grpc_errors
     async def MultiInference(self, request, context):
-        raise Unimplemented(
-            "MultiInference is not served: send Classify or Predict requests, one per task."
+        """Classify and Regress tasks of one model version on the same examples, each on a
+        classification or regression signature (TensorFlow Serving's rules)."""
+        if not request.tasks:
+            raise InvalidArgument("MultiInference needs at least one task.")
+        first = request.tasks[0].model_spec
+        servable = self.dataplane.servable(
+            first.name, _requested_version(first), first.version_label or None
         )
+        examples = input_examples(request.input)
+        response = inference_pb2.MultiInferenceResponse()
+        for index, task in enumerate(request.tasks):
+            spec = task.model_spec
+            if (spec.name, _requested_version(spec), spec.version_label) != (
+                first.name, _requested_version(first), first.version_label
+            ):  # fmt: skip
+                raise InvalidArgument(
+                    f"Task {index}: every task must name the model, version and label of the "
+                    f"first ({first.name!r})."
+                )
+            signature_name = spec.signature_name or DEFAULT_SIGNATURE
+            self.dataplane.signature(servable, signature_name)  # NotFound naming what exists
+            signature = examples_signature(servable, signature_name, task.method_name)
+            if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD) or signature is None:
+                raise InvalidArgument(
+                    f"Task {index}: method {task.method_name!r} needs a signature of that method "
+                    f"({CLASSIFY_METHOD} or {REGRESS_METHOD}, serialized tf.Examples in); "
+                    f"{signature_name!r} of model {servable.name!r} is not one."
+                )
+            outputs = await run_examples(
+                self.dataplane, servable, signature, examples, deadline_of(context)
+            )
+            result = response.results.add()
+            _fill_model_spec(result.model_spec, servable, signature_name)
+            if task.method_name == CLASSIFY_METHOD:
+                per_example = classifications(outputs, len(examples))
+                _fill_classifications(result.classification_result, per_example)
+            else:
+                for value in regressions(outputs, len(examples)):
+                    result.regression_result.regressions.add(value=value)
+        return response
 
     @grpc_errors
     async def GetModelMetadata(self, request, context):

@@ -1,5 +1,5 @@
 """TensorFlow Serving's classification and regression signatures (serialized tf.Examples in, as
-Estimators export them) answered by Classify and Regress over gRPC and REST."""
+Estimators export them) answered by Classify, Regress and MultiInference over gRPC and by REST."""
 
 import grpc
 import numpy as np
@@ -9,6 +9,7 @@ from helpers import loopback_settings
 from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
+    inference_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
 )
@@ -96,6 +97,31 @@ def test_grpc_regress_runs_a_regression_signature(estimator):
     assert [r.value for r in response.result.regressions] == [3.0, 0.75]
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "signature 'classify' of model 'est' is not one" in error.value.details()
+
+
+def test_multi_inference_runs_classify_and_regress_tasks_on_the_same_examples(estimator):
+    request = inference_pb2.MultiInferenceRequest()
+    for signature, method in [("classify", "classify"), ("regress", "regress")]:
+        task = request.tasks.add(method_name=f"tensorflow/serving/{method}")
+        task.model_spec.name, task.model_spec.signature_name = "est", signature
+    request.input.example_list.examples.extend([_example(1.0, 2.0), _example(0.5, 0.0)])
+    with grpc.insecure_channel(f"127.0.0.1:{estimator.port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        response = stub.MultiInference(request, timeout=30)
+        request.tasks[1].model_spec.name = "other"
+        with pytest.raises(grpc.RpcError) as error:
+            stub.MultiInference(request, timeout=30)
+    classified, regressed = response.results
+    assert classified.model_spec.signature_name == "classify"
+    scores = [
+        [c.score for c in r.classes] for r in classified.classification_result.classifications
+    ]
+    np.testing.assert_allclose(scores, [_expected_scores(3.0), _expected_scores(0.5)], rtol=1e-6)
+    assert [r.value for r in regressed.regression_result.regressions] == [3.0, 0.5]
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Task 1: every task must name the model, version and label of the first" in str(
+        error.value.details()
+    )
 
 
 def test_rest_classify_and_regress_take_json_examples(estimator):

@@ -285,22 +285,20 @@ def test_concurrent_requests_are_batched_and_answered_correctly(stub, server, te
     )
 
 
-def test_regress_and_multi_inference_say_what_to_send_instead(stub):
+def test_regress_and_multi_inference_on_an_image_classifier_say_what_to_send_instead(stub):
     regress = regression_pb2.RegressionRequest()
     regress.model_spec.name = "nope"
     expect_error(stub.Regress, regress, grpc.StatusCode.NOT_FOUND, "Model 'nope' not found")
     regress.model_spec.name = "mnist"
-    for call, request, message in [
-        (
-            stub.Regress,
-            regress,
-            "Regress needs a regression signature (method "
-            "tensorflow/serving/regress, serialized tf.Examples in); signature "
-            "'serving_default' of model 'mnist' is not one.",
-        ),
-        (stub.MultiInference, inference_pb2.MultiInferenceRequest(), "send Classify or Predict"),
-    ]:
-        with pytest.raises(grpc.RpcError) as error:
-            call(request, timeout=10)
-        assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert message in error.value.details()
+    expect_error(
+        stub.Regress, regress, grpc.StatusCode.UNIMPLEMENTED,
+        "Regress needs a regression signature (method tensorflow/serving/regress, serialized "
+        "tf.Examples in); signature 'serving_default' of model 'mnist' is not one.",
+    )  # fmt: skip
+    multi = inference_pb2.MultiInferenceRequest()
+    expect_error(stub.MultiInference, multi, grpc.StatusCode.INVALID_ARGUMENT, "at least one task")
+    multi.tasks.add(method_name="tensorflow/serving/classify").model_spec.name = "mnist"
+    expect_error(
+        stub.MultiInference, multi, grpc.StatusCode.INVALID_ARGUMENT,
+        "Task 0: method 'tensorflow/serving/classify' needs a signature of that method",
+    )  # fmt: skip
