@@ -1,9 +1,9 @@
 """TensorFlow Serving's classification and regression signatures: models (often exported by
 TensorFlow 1's Estimators) whose SignatureDef's method is ``tensorflow/serving/classify`` or
 ``tensorflow/serving/regress`` take a batch of serialized tf.Examples as their one string input
-and answer ``classes`` and/or ``scores``, or ``outputs``. Classify and Regress, over gRPC and REST,
-run them as TensorFlow Serving does; the zoo's own classifiers take images instead and go through
-the data plane's ``classify``.
+and answer ``classes`` and/or ``scores``, or ``outputs``. Classify, Regress and MultiInference
+(gRPC) and ``:classify`` and ``:regress`` (REST) run them as TensorFlow Serving does; the zoo's own
+classifiers take images instead and go through the data plane's ``classify``.
 """
 
 import numpy as np
@@ -64,6 +64,11 @@ def classifications(outputs: dict[str, np.ndarray], count: int) -> list[list[tup
         )
     labels = None if classes is None else _rows(classes, "classes", count)
     values = None if scores is None else _rows(scores, "scores", count)
+    if labels is not None and values is not None and labels.shape != values.shape:
+        raise ServingError(
+            f"Outputs 'classes' and 'scores' have shapes {list(classes.shape)} and "
+            f"{list(scores.shape)}; a classification answers one score per class."
+        )
     width = (labels if labels is not None else values).shape[1]
     return [
         [
