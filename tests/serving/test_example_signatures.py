@@ -15,6 +15,8 @@ from tensorflow_serving.apis import (
 )
 from test_rest_api import call
 
+from serving.errors import ServingError
+from serving.example_signatures import classifications, regressions
 from serving.server import ServerThread
 
 
@@ -157,3 +159,33 @@ def test_rest_examples_that_are_not_features_are_refused(estimator, examples, me
     body = {"signature_name": "regress", "examples": examples}
     status, answer = call(estimator.rest_port, "/v1/models/est:regress", body)
     assert status == 400 and message in answer["error"], answer
+
+
+def test_classifications_fill_what_the_signature_leaves_out_as_tensorflow_serving_does():
+    scores = np.array([[0.25, 0.75]], np.float32)
+    classes = np.array([[b"a", b"b"]], dtype=object)
+    assert classifications({"scores": scores}, 1) == [[("", 0.25), ("", 0.75)]]
+    assert classifications({"classes": classes}, 1) == [[("a", 0.0), ("b", 0.0)]]
+    both = classifications({"classes": classes, "scores": scores}, 1)
+    assert both == [[("a", 0.25), ("b", 0.75)]]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: classifications({"logits": np.zeros((1, 2))}, 1),
+         "answers 'classes' and/or 'scores'; this one answers ['logits']"),
+        (lambda: classifications({"classes": np.zeros((1, 3), object),
+                                  "scores": np.zeros((1, 2))}, 1),
+         "have shapes [1, 3] and [1, 2]"),
+        (lambda: classifications({"scores": np.zeros((2, 2))}, 3),
+         "Output 'scores' has shape [2, 2] for 3 examples"),
+        (lambda: regressions({"outputs": np.zeros((2, 2))}, 2),
+         "Output 'outputs' has 2 values per example; a regression answers one."),
+        (lambda: regressions({"y": np.zeros(2)}, 2), "answers 'outputs'; this one answers ['y']"),
+    ],
+)  # fmt: skip
+def test_outputs_a_classification_or_regression_cannot_be_read_from(call, message):
+    with pytest.raises(ServingError) as error:
+        call()
+    assert message in str(error.value)
