@@ -75,6 +75,28 @@ def split_outputs(outputs: dict[str, np.ndarray], sizes: list[int]) -> list[dict
     ]
 
 
+def queue_full(limit: int) -> Unavailable:
+    return Unavailable(f"The model's queue is full ({limit} requests waiting); retry.")
+
+
+def stale_reason(
+    enqueued: float, deadline: float | None, options: BatchingOptions, now: float
+) -> tuple[str, Exception] | None:
+    """Why a request that waited since ``enqueued`` must not run now: ``("deadline", error)``
+    when its client's deadline passed, ``("queue_time", error)`` when it waited longer than
+    ``max_queue_seconds``; None when it may run."""
+    if deadline is not None and now >= deadline:
+        error = DeadlineExceeded("The request's deadline passed while it waited for the model.")
+        return "deadline", error
+    limit = options.max_queue_seconds
+    if limit and now - enqueued > limit:
+        return "queue_time", Unavailable(
+            f"The request waited {now - enqueued:.2f} s for the model, over "
+            f"max_queue_seconds={limit:g}: the server is overloaded; retry."
+        )
+    return None
+
+
 class DynamicBatcher:
     """Merges concurrent ``submit`` calls into batched calls of ``run``.
 
@@ -104,9 +126,7 @@ class DynamicBatcher:
         self, inputs: dict[str, np.ndarray], size: int, deadline: float | None = None
     ) -> dict[str, np.ndarray]:
         if len(self.queue) >= self.options.max_queue:
-            raise Unavailable(
-                f"The batching queue is full ({self.options.max_queue} requests waiting); retry."
-            )
+            raise queue_full(self.options.max_queue)
         pending = _Pending(inputs, size, asyncio.get_running_loop().create_future(), deadline)
         self.queue.append(pending)
         self.wakeup.set()
@@ -115,24 +135,16 @@ class DynamicBatcher:
     def _drop_stale(self) -> None:
         """Answers, without running them, the queued requests whose deadline passed or that
         waited longer than ``max_queue_seconds``."""
-        now, limit = time.perf_counter(), self.options.max_queue_seconds
+        now = time.perf_counter()
         kept = deque()
         for pending in self.queue:
             if pending.future.done():
                 continue
-            if pending.deadline is not None and now >= pending.deadline:
-                pending.future.set_exception(
-                    DeadlineExceeded("The request's deadline passed while it waited for the model.")
-                )
-                self.on_dropped("deadline")
-            elif limit and now - pending.enqueued > limit:
-                pending.future.set_exception(
-                    Unavailable(
-                        f"The request waited {now - pending.enqueued:.2f} s for the model, over "
-                        f"max_queue_seconds={limit:g}: the server is overloaded; retry."
-                    )
-                )
-                self.on_dropped("queue_time")
+            stale = stale_reason(pending.enqueued, pending.deadline, self.options, now)
+            if stale:
+                reason, error = stale
+                pending.future.set_exception(error)
+                self.on_dropped(reason)
             else:
                 kept.append(pending)
         self.queue = kept
@@ -228,20 +240,44 @@ class DynamicBatcher:
 
 
 class DirectRunner:
-    """The same interface without batching: every request is its own model call."""
+    """The same interface without batching: every request is its own model call, on the same
+    bounds as the batcher's queue (``max_queue`` requests waiting or running, ``max_queue_seconds``
+    of waiting, and the client's deadline, checked when a model thread takes the request)."""
 
-    def __init__(self, run: RunFn, executor: Executor, observe=None):
-        self.run, self.executor = run, executor
+    def __init__(self, run: RunFn, options: BatchingOptions, executor: Executor, observe=None,
+                 on_dropped=None):  # fmt: skip
+        self.run, self.options, self.executor = run, options, executor
         self.observe = observe or (lambda size, waits: None)
+        self.on_dropped = on_dropped or (lambda reason: None)
+        self.waiting = 0  # requests submitted and not answered yet
 
     async def submit(
         self, inputs: dict[str, np.ndarray], size: int, deadline: float | None = None
     ) -> dict[str, np.ndarray]:
         if deadline is not None and time.perf_counter() >= deadline:
             raise DeadlineExceeded("The request's deadline passed before the model could run it.")
-        outputs = await asyncio.get_running_loop().run_in_executor(self.executor, self.run, inputs)
+        if self.waiting >= self.options.max_queue:
+            raise queue_full(self.options.max_queue)
+        self.waiting += 1
+        try:
+            loop = asyncio.get_running_loop()
+            enqueued = time.perf_counter()
+            outputs = await loop.run_in_executor(
+                self.executor, self._run_unless_stale, inputs, enqueued, deadline
+            )
+        finally:
+            self.waiting -= 1
         self.observe(size, [0.0])
         return outputs
+
+    def _run_unless_stale(self, inputs, enqueued: float, deadline: float | None):
+        """On a model thread: the model call, unless the request went stale while it waited."""
+        stale = stale_reason(enqueued, deadline, self.options, time.perf_counter())
+        if stale:
+            reason, error = stale
+            self.on_dropped(reason)
+            raise error
+        return self.run(inputs)
 
     async def close(self) -> None:
         return None

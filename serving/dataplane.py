@@ -109,17 +109,17 @@ class DataPlane:
         def observe(size, waits, model=servable.name):
             self.metrics.record_batch(model, size, waits)
 
+        def dropped(reason, model=servable.name):
+            self.metrics.record_dropped(model, reason)
+
         if servable.unloaded or not config.batching.enabled or not signature.batchable:
             # A request that picked a version just before it was unloaded runs on its own, and
             # so does every request of a signature whose inputs or outputs have no batch axis.
-            runner = DirectRunner(signature, self.model_threads, observe)
+            runner = DirectRunner(signature, config.batching, self.model_threads, observe, dropped)
         else:
             runner = DynamicBatcher(
-                signature, config.batching, self.model_threads, observe,
-                on_dropped=lambda reason, model=servable.name: self.metrics.record_dropped(
-                    model, reason
-                ),
-            )  # fmt: skip
+                signature, config.batching, self.model_threads, observe, on_dropped=dropped
+            )
         if not servable.unloaded:
             servable.runners[signature.name] = runner
         return runner

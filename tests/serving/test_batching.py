@@ -2,13 +2,14 @@
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from serving.batching import DynamicBatcher, split_outputs
-from serving.errors import ServingError, Unavailable
+from serving.batching import DirectRunner, DynamicBatcher, split_outputs
+from serving.errors import DeadlineExceeded, ServingError, Unavailable
 from serving.settings import BatchingOptions
 
 
@@ -269,3 +270,37 @@ def test_expired_and_stale_requests_are_dropped_before_the_model_runs():
     assert isinstance(stale, Unavailable) and "max_queue_seconds=0.2" in str(stale)
     np.testing.assert_array_equal(fresh["y"], [[3]])
     assert ran == [[0], [3]] and sorted(dropped) == ["deadline", "queue_time"]
+
+
+def test_without_batching_the_queue_is_bounded_by_length_time_and_deadline():
+    """DirectRunner (batching off, or a signature without a batch axis) holds at most max_queue
+    requests, and a request that waited past max_queue_seconds or its deadline never runs."""
+    gate, ran, dropped = threading.Event(), [], []
+
+    def run(inputs):
+        gate.wait(5)
+        ran.append(int(inputs["x"][0, 0]))
+        return {"y": inputs["x"]}
+
+    options = BatchingOptions(max_queue=3, max_queue_seconds=0.2)
+
+    async def scenario():
+        runner = DirectRunner(run, options, ThreadPoolExecutor(1), on_dropped=dropped.append)
+        first = asyncio.create_task(runner.submit({"x": np.full((1, 1), 1)}, 1))
+        await asyncio.sleep(0.05)  # running, holding the only model thread
+        stale = asyncio.create_task(runner.submit({"x": np.full((1, 1), 2)}, 1))
+        expiring = asyncio.create_task(
+            runner.submit({"x": np.full((1, 1), 3)}, 1, deadline=time.perf_counter() + 0.1)
+        )
+        await asyncio.sleep(0.05)
+        with pytest.raises(Unavailable, match=r"The model's queue is full \(3 requests waiting\)"):
+            await runner.submit({"x": np.full((1, 1), 4)}, 1)
+        await asyncio.sleep(0.3)  # past max_queue_seconds and the deadline
+        gate.set()
+        return await asyncio.gather(first, stale, expiring, return_exceptions=True)
+
+    first, stale, expiring = asyncio.run(scenario())
+    assert first["y"].tolist() == [[1]] and ran == [1]
+    assert isinstance(stale, Unavailable) and "over max_queue_seconds=0.2" in str(stale)
+    assert isinstance(expiring, DeadlineExceeded)
+    assert sorted(dropped) == ["deadline", "queue_time"]
