@@ -10,18 +10,21 @@ import numpy as np
 
 from serving.dataplane import DataPlane
 from serving.errors import InvalidArgument, ServingError
-from serving.runtime import LoadedVersion, Signature
+from serving.runtime import DEFAULT_SIGNATURE, LoadedVersion, Signature
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 
 
-def examples_signature(servable: LoadedVersion, name: str, method: str) -> Signature | None:
-    """The signature ``name`` if its SignatureDef's method is ``method`` and it takes one string
-    input, else None."""
-    definition = servable.signature_defs.get(name)
-    signature = servable.signatures.get(name)
-    if definition is None or signature is None or definition.method_name != method:
+def examples_signature(
+    dataplane: DataPlane, servable: LoadedVersion, name: str, method: str
+) -> Signature | None:
+    """The signature ``name`` (``serving_default`` when empty) if its SignatureDef's method is
+    ``method`` and it takes one string input, else None; NotFound, naming the version's
+    signatures, if it has no such signature."""
+    signature = dataplane.signature(servable, name or DEFAULT_SIGNATURE)
+    definition = servable.signature_defs.get(signature.name)
+    if definition is None or definition.method_name != method:
         return None
     if len(signature.inputs) != 1 or next(iter(signature.inputs.values())).dtype != object:
         return None

@@ -31,19 +31,11 @@ from core import __version__
 from core.artifact import parse_version
 from core.images import ImageError, image_from_bytes
 from core.outputs import ranked
+from serving import example_signatures as tf_signatures
 from serving import rest_codec
 from serving.auth import bearer_token
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, NotFound, ServingError, Unimplemented
-from serving.example_signatures import (
-    CLASSIFY_METHOD,
-    REGRESS_METHOD,
-    classifications,
-    examples_signature,
-    not_a_regressor,
-    regressions,
-    run_examples,
-)
 from serving.idle_connections import IdleConnections
 from serving.metrics import ServerMetrics
 from serving.request_log import log
@@ -242,20 +234,29 @@ class RestApi:
             return web.json_response({"predictions": rest_codec.row_outputs(outputs)})
         return web.json_response({"outputs": rest_codec.columnar_outputs(outputs)})
 
-    async def tf_classify(self, request: web.Request) -> web.Response:
+    async def _examples_request(self, request: web.Request, method: str):
+        """A :classify or :regress body's version, signature name, examples (JSON objects, the
+        context merged in) and its signature if that is a ``method`` SignatureDef (else None)."""
         body = _json_body(await self.idle.read_body(request))
         servable = self._servable(request)
         examples = _json_examples(body)
-        signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
-        self.dataplane.signature(servable, signature_name)  # NotFound naming what exists
-        tf_classifier = examples_signature(servable, signature_name, CLASSIFY_METHOD)
+        name = body.get("signature_name") or DEFAULT_SIGNATURE
+        signature = tf_signatures.examples_signature(self.dataplane, servable, name, method)
+        return servable, name, examples, signature
+
+    async def tf_classify(self, request: web.Request) -> web.Response:
+        servable, signature_name, examples, tf_classifier = await self._examples_request(
+            request, tf_signatures.CLASSIFY_METHOD
+        )
         if tf_classifier is not None:
             protos = [rest_codec.json_example(example) for example in examples]
-            outputs = await run_examples(self.dataplane, servable, tf_classifier, protos, None)
-            results = [
-                [list(pair) for pair in pairs] for pairs in classifications(outputs, len(protos))
-            ]
-            return web.json_response({"results": results})
+            outputs = await tf_signatures.run_examples(
+                self.dataplane, servable, tf_classifier, protos, None
+            )
+            per_example = tf_signatures.classifications(outputs, len(protos))
+            return web.json_response(
+                {"results": [[list(p) for p in pairs] for pairs in per_example]}
+            )
         signature = self.dataplane.classifier(servable, signature_name)
         ((input_name, spec),) = signature.inputs.items()
         shape = tuple(spec.shape[1:])
@@ -270,17 +271,16 @@ class RestApi:
         return web.json_response({"results": results})
 
     async def tf_regress(self, request: web.Request) -> web.Response:
-        body = _json_body(await self.idle.read_body(request))
-        servable = self._servable(request)
-        examples = _json_examples(body)
-        signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
-        self.dataplane.signature(servable, signature_name)  # NotFound naming what exists
-        regressor = examples_signature(servable, signature_name, REGRESS_METHOD)
+        servable, signature_name, examples, regressor = await self._examples_request(
+            request, tf_signatures.REGRESS_METHOD
+        )
         if regressor is None:
-            raise Unimplemented(not_a_regressor(servable, signature_name))
+            raise Unimplemented(tf_signatures.not_a_regressor(servable, signature_name))
         protos = [rest_codec.json_example(example) for example in examples]
-        outputs = await run_examples(self.dataplane, servable, regressor, protos, None)
-        return web.json_response({"results": regressions(outputs, len(protos))})
+        outputs = await tf_signatures.run_examples(
+            self.dataplane, servable, regressor, protos, None
+        )
+        return web.json_response({"results": tf_signatures.regressions(outputs, len(protos))})
 
     @staticmethod
     def _example(example, input_name: str, spec, shape) -> np.ndarray:

@@ -18,18 +18,10 @@ from tensorflow_serving.apis import (
 
 from core.images import ImageError, example_image, input_examples
 from core.outputs import ranked
+from serving import example_signatures as tf_signatures
 from serving.converters import numpy_to_tensor_proto, tensor_proto_to_numpy
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, Unimplemented, deadline_of, grpc_errors
-from serving.example_signatures import (
-    CLASSIFY_METHOD,
-    REGRESS_METHOD,
-    classifications,
-    examples_signature,
-    not_a_regressor,
-    regressions,
-    run_examples,
-)
 from serving.metrics import ServerMetrics
 
 SIGNATURE_DEF_FIELD = "signature_def"
@@ -95,16 +87,18 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             spec.name, _requested_version(spec), spec.version_label or None
         )
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
-        self.dataplane.signature(servable, signature_name)  # NotFound naming what exists
-        tf_classifier = examples_signature(servable, signature_name, CLASSIFY_METHOD)
+        tf_classifier = tf_signatures.examples_signature(
+            self.dataplane, servable, signature_name, tf_signatures.CLASSIFY_METHOD
+        )
         if tf_classifier is not None:
             examples = input_examples(request.input)
-            outputs = await run_examples(
+            outputs = await tf_signatures.run_examples(
                 self.dataplane, servable, tf_classifier, examples, deadline_of(context)
             )
             response = classification_pb2.ClassificationResponse()
             _fill_model_spec(response.model_spec, servable, signature_name)
-            _fill_classifications(response.result, classifications(outputs, len(examples)))
+            per_example = tf_signatures.classifications(outputs, len(examples))
+            _fill_classifications(response.result, per_example)
             return response
         signature = self.dataplane.classifier(servable, signature_name)
         ((input_name, input_spec),) = signature.inputs.items()
@@ -137,17 +131,18 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             spec.name, _requested_version(spec), spec.version_label or None
         )
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
-        self.dataplane.signature(servable, signature_name)  # NotFound naming what exists
-        regressor = examples_signature(servable, signature_name, REGRESS_METHOD)
+        regressor = tf_signatures.examples_signature(
+            self.dataplane, servable, signature_name, tf_signatures.REGRESS_METHOD
+        )
         if regressor is None:
-            raise Unimplemented(not_a_regressor(servable, signature_name))
+            raise Unimplemented(tf_signatures.not_a_regressor(servable, signature_name))
         examples = input_examples(request.input)
-        outputs = await run_examples(
+        outputs = await tf_signatures.run_examples(
             self.dataplane, servable, regressor, examples, deadline_of(context)
         )
         response = regression_pb2.RegressionResponse()
         _fill_model_spec(response.model_spec, servable, signature_name)
-        for value in regressions(outputs, len(examples)):
+        for value in tf_signatures.regressions(outputs, len(examples)):
             response.result.regressions.add(value=value)
         return response
 
@@ -173,24 +168,26 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                     f"first ({first.name!r})."
                 )
             signature_name = spec.signature_name or DEFAULT_SIGNATURE
-            self.dataplane.signature(servable, signature_name)  # NotFound naming what exists
-            signature = examples_signature(servable, signature_name, task.method_name)
-            if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD) or signature is None:
+            methods = (tf_signatures.CLASSIFY_METHOD, tf_signatures.REGRESS_METHOD)
+            signature = tf_signatures.examples_signature(
+                self.dataplane, servable, signature_name, task.method_name
+            )
+            if task.method_name not in methods or signature is None:
                 raise InvalidArgument(
                     f"Task {index}: method {task.method_name!r} needs a signature of that method "
-                    f"({CLASSIFY_METHOD} or {REGRESS_METHOD}, serialized tf.Examples in); "
-                    f"{signature_name!r} of model {servable.name!r} is not one."
+                    f"({' or '.join(methods)}, serialized tf.Examples in); {signature_name!r} of "
+                    f"model {servable.name!r} is not one."
                 )
-            outputs = await run_examples(
+            outputs = await tf_signatures.run_examples(
                 self.dataplane, servable, signature, examples, deadline_of(context)
             )
             result = response.results.add()
             _fill_model_spec(result.model_spec, servable, signature_name)
-            if task.method_name == CLASSIFY_METHOD:
-                per_example = classifications(outputs, len(examples))
+            if task.method_name == tf_signatures.CLASSIFY_METHOD:
+                per_example = tf_signatures.classifications(outputs, len(examples))
                 _fill_classifications(result.classification_result, per_example)
             else:
-                for value in regressions(outputs, len(examples)):
+                for value in tf_signatures.regressions(outputs, len(examples)):
                     result.regression_result.regressions.add(value=value)
         return response
 
