@@ -96,10 +96,11 @@ def to_array(value, spec: TensorSpec, name: str) -> np.ndarray:
             f"of shape {list(spec.shape)}."
         ) from None
     if wide.dtype == object:
-        not_integer = next((v for v in wide.ravel() if not isinstance(v, (int, bool))), None)
-        if not_integer is not None:
+        kind, what = (bool, "a boolean") if spec.dtype.kind == "b" else ((int, bool), "an integer")
+        wrong = next((v for v in wide.ravel() if not isinstance(v, kind)), None)
+        if wrong is not None:
             raise InvalidArgument(
-                f"Input {name!r}: value {not_integer!r} is not an integer; expected "
+                f"Input {name!r}: value {wrong!r} is not {what}; expected "
                 f"{spec.dtype.name} values of shape {list(spec.shape)}."
             )
         if spec.dtype.kind in "iu":

@@ -165,3 +165,22 @@ def test_raw_bytes_that_do_not_add_up_are_refused(text_server, raw, message):
             stub.ModelInfer(request, timeout=10)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in error.value.details()
+
+
+class _Flags(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.bool, name="flag")])
+    def flip(self, flag):
+        return {"flipped": tf.logical_not(flag)}
+
+
+def test_rest_takes_booleans_as_true_and_false_only(tmp_path):
+    module = _Flags()
+    tf.saved_model.save(
+        module, str(tmp_path / "flags" / "1"), signatures={"serving_default": module.flip}
+    )
+    with ServerThread(loopback_settings(tmp_path)) as running:
+        good = call(running.rest_port, "/v1/models/flags:predict", {"instances": [True, False]})
+        bad = call(running.rest_port, "/v1/models/flags:predict", {"instances": [True, 1]})
+    assert good == (200, {"predictions": [False, True]})
+    assert bad[0] == 400
+    assert "Input 'flag': value 1 is not a boolean; expected bool values" in bad[1]["error"]
