@@ -5,10 +5,13 @@ Servicers translate their protocol's messages to calls on this API (ready, model
 """
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
+from core.errors import ConfigError
 from core.outputs import class_names_or_indices
 from serving.batching import DirectRunner, DynamicBatcher
 from serving.errors import InvalidArgument, NotFound
@@ -20,6 +23,7 @@ from serving.settings import ServerSettings
 from serving.validation import validate_inputs
 
 UNKNOWN_MODEL_LABEL = "_unknown"
+log = logging.getLogger("zoo.serving")
 
 
 class DataPlane:
@@ -53,6 +57,7 @@ class DataPlane:
         )
         self.closing: set[asyncio.Task] = set()
         self.poll_lock = asyncio.Lock()
+        self.config_stamp = self._config_stamp()
 
     def _version_unloaded(self, servable: LoadedVersion) -> None:
         """Closes the version's batchers once the requests they hold have finished, then gives
@@ -72,9 +77,37 @@ class DataPlane:
         for name in self.repository.model_names():
             self.metrics.versions.labels(name).set(len(self.repository.loaded.get(name, {})))
 
+    def _config_stamp(self) -> float | None:
+        """The model config file's modification time (None: no file, or unreadable)."""
+        try:
+            return Path(self.settings.model_config_file).stat().st_mtime
+        except OSError:
+            return None
+
+    def _reread_model_config(self) -> None:
+        """Takes a changed model config file, as TensorFlow Serving polls its own: a file that
+        does not read or validate is logged, once per change, and the models keep being served
+        as the last good file said."""
+        stamp = self._config_stamp()
+        if not self.settings.model_config_file or stamp is None or stamp == self.config_stamp:
+            return
+        self.config_stamp = stamp
+        try:
+            configs = read_model_config(self.settings.model_config_file, self.settings.batching)
+        except ConfigError as error:
+            log.error("Model config not applied; still serving the last good one: %s", error)
+            return
+        log.info("Model config %s changed; applying it", self.settings.model_config_file)
+        removed = set(self.repository.configs) - {config.name for config in configs}
+        self.repository.replace_configs(configs)
+        for name in removed:
+            self.metrics.versions.labels(name).set(0)
+
     async def poll(self) -> None:
-        """Brings the loaded versions in step with the disk (one poll at a time)."""
+        """Brings the loaded versions in step with the model config file and the disk (one poll
+        at a time)."""
         async with self.poll_lock:
+            self._reread_model_config()
             await self.repository.poll()
             self._refresh_version_gauge()
 

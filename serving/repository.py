@@ -172,6 +172,22 @@ class ModelRepository:
         self.status: dict[str, dict[int, VersionStatus]] = {}
         self.on_unload = on_unload or (lambda version: None)
 
+    def replace_configs(self, configs: list[ModelConfig]) -> None:
+        """A new model list (the model config file changed): models no longer listed, or listed
+        with another base path, have their versions unloaded at once (requests in flight finish)
+        and are forgotten; the others take their new version policy and labels on the next poll,
+        and their new batching options with the versions loaded after it."""
+        new = {c.name: c for c in configs}
+        for name, old in list(self.configs.items()):
+            if name in new and new[name].base_path == old.base_path:
+                continue
+            for version in sorted(self.loaded.get(name, {})):
+                self._unload(name, version)
+            self.loaded.pop(name, None)
+            self.status.pop(name, None)
+        self.fixed_configs = new
+        self.configs = dict(new)
+
     def _discover(self) -> None:
         if self.fixed_configs is not None or self.root is None or not self.root.is_dir():
             return

@@ -160,6 +160,50 @@ def test_model_config_policies_labels_and_batching(make_repo, test_images):
         assert running.dataplane.repository.configs["digits"].batching.enabled is False
 
 
+def test_a_changed_model_config_is_applied_without_a_restart(make_repo, test_images, caplog):
+    """The model config file is polled as the repository is: new policies and labels apply, a
+    file that does not validate leaves the last good config serving, and a model dropped from it
+    is unloaded while a model added to it loads."""
+    repo = make_repo([1, 2])
+    shutil.copytree(repo / "mnist", repo / "fashion")
+    config = repo / "models.yaml"
+
+    def write(text):
+        staging = repo / ".models.yaml"  # written whole, then renamed over the old file
+        staging.write_text(text)
+        staging.rename(config)
+
+    def label_version(client, model, label):
+        request = predict_request(model, test_images[0][:1])
+        request.model_spec.version_label = label
+        return client.prediction.Predict(request, timeout=30).model_spec.version.value
+
+    write("models:\n  mnist:\n    version_policy: {specific: [1]}\n")
+    with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        assert served_version(client, test_images[0][:1]) == 1
+        write(
+            "models:\n  mnist:\n    version_policy: {all: {}}\n"
+            "    version_labels: {stable: 1, canary: 2}\n"
+        )
+        wait_for(lambda: served_version(client, test_images[0][:1]) == 2)
+        assert label_version(client, "mnist", "stable") == 1
+        assert label_version(client, "mnist", "canary") == 2
+
+        write("models:\n  mnist:\n    version_polcy: {all: {}}\n")  # a typo
+        wait_for(lambda: "Model config not applied" in caplog.text)
+        assert "unknown key(s) ['version_polcy']" in caplog.text
+        assert label_version(client, "mnist", "canary") == 2  # the last good config serves
+
+        write("models:\n  fashion:\n    base_path: fashion\n")
+        wait_for(lambda: running.dataplane.repository.loaded.get("fashion"))
+        with pytest.raises(grpc.RpcError) as error:
+            client.predict("mnist", test_images[0][:1])
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "Model 'mnist' not found. Serving: fashion." in error.value.details()
+        assert client.predict("fashion", test_images[0][:1])["classes"].shape == (1,)
+
+
 def test_version_policies():
     assert VersionPolicy().select([1, 5, 3]) == {5}
     assert VersionPolicy("latest", 2).select([1, 5, 3]) == {3, 5}
