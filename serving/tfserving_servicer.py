@@ -239,3 +239,11 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                 )
             )
         return response
+
+    @grpc_errors
+    async def HandleReloadConfigRequest(self, request, context):
+        raise Unimplemented(
+            "HandleReloadConfigRequest is not served: with several workers it would reach only "
+            "one of them. Edit the --model-config file instead: every worker polls it and applies "
+            "a change (docs/serving.md, Model repository)."
+        )

@@ -12,6 +12,7 @@ from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
+    model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -301,4 +302,12 @@ def test_regress_and_multi_inference_on_an_image_classifier_say_what_to_send_ins
     expect_error(
         stub.MultiInference, multi, grpc.StatusCode.INVALID_ARGUMENT,
         "Task 0: method 'tensorflow/serving/classify' needs a signature of that method",
+    )  # fmt: skip
+
+
+def test_reload_config_requests_point_to_the_polled_config_file(channel):
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    expect_error(
+        stub.HandleReloadConfigRequest, model_management_pb2.ReloadConfigRequest(),
+        grpc.StatusCode.UNIMPLEMENTED, "Edit the --model-config file instead",
     )  # fmt: skip
