@@ -79,6 +79,8 @@ class DataPlane:
 
     def _config_stamp(self) -> float | None:
         """The model config file's modification time (None: no file, or unreadable)."""
+        if not self.settings.model_config_file:
+            return None
         try:
             return Path(self.settings.model_config_file).stat().st_mtime
         except OSError:
@@ -89,7 +91,7 @@ class DataPlane:
         does not read or validate is logged, once per change, and the models keep being served
         as the last good file said."""
         stamp = self._config_stamp()
-        if not self.settings.model_config_file or stamp is None or stamp == self.config_stamp:
+        if stamp is None or stamp == self.config_stamp:
             return
         self.config_stamp = stamp
         try:
