@@ -6,29 +6,44 @@ and answer ``classes`` and/or ``scores``, or ``outputs``. Classify, Regress and 
 classifiers take images instead and go through the data plane's ``classify``.
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from serving.dataplane import DataPlane
 from serving.errors import InvalidArgument, ServingError
 from serving.runtime import DEFAULT_SIGNATURE, LoadedVersion, Signature
+
+if TYPE_CHECKING:  # the data plane loads versions through the warm-up, which uses this module
+    from serving.dataplane import DataPlane
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 
 
 def examples_signature(
-    dataplane: DataPlane, servable: LoadedVersion, name: str, method: str
+    dataplane: "DataPlane", servable: LoadedVersion, name: str, method: str
 ) -> Signature | None:
     """The signature ``name`` (``serving_default`` when empty) if its SignatureDef's method is
     ``method`` and it takes one string input, else None; NotFound, naming the version's
     signatures, if it has no such signature."""
     signature = dataplane.signature(servable, name or DEFAULT_SIGNATURE)
+    return signature if has_method(servable, signature, method) else None
+
+
+def has_method(servable: LoadedVersion, signature: Signature, method: str) -> bool:
+    """Whether ``signature``'s SignatureDef has ``method`` and one string input: examples in."""
     definition = servable.signature_defs.get(signature.name)
     if definition is None or definition.method_name != method:
-        return None
-    if len(signature.inputs) != 1 or next(iter(signature.inputs.values())).dtype != object:
-        return None
-    return signature
+        return False
+    return len(signature.inputs) == 1 and next(iter(signature.inputs.values())).dtype == object
+
+
+def serialized_inputs(signature: Signature, examples: list) -> dict[str, np.ndarray]:
+    """The inputs of an examples signature: ``examples`` (tf.Example messages) serialized."""
+    ((input_name, _),) = signature.inputs.items()
+    serialized = np.empty(len(examples), dtype=object)
+    serialized[:] = [example.SerializeToString() for example in examples]
+    return {input_name: serialized}
 
 
 def not_a_regressor(servable: LoadedVersion, name: str) -> str:
@@ -40,16 +55,13 @@ def not_a_regressor(servable: LoadedVersion, name: str) -> str:
 
 
 async def run_examples(
-    dataplane: DataPlane, servable: LoadedVersion, signature: Signature, examples: list, deadline
+    dataplane: "DataPlane", servable: LoadedVersion, signature: Signature, examples: list, deadline
 ) -> dict[str, np.ndarray]:
     """The signature's outputs for ``examples`` (tf.Example messages), serialized as its input."""
     if not examples:
         raise InvalidArgument("The request holds no examples; give at least one.")
-    ((input_name, _),) = signature.inputs.items()
-    serialized = np.empty(len(examples), dtype=object)
-    serialized[:] = [example.SerializeToString() for example in examples]
     _, _, outputs = await dataplane.infer(
-        servable.name, {input_name: serialized}, version=servable.version,
+        servable.name, serialized_inputs(signature, examples), version=servable.version,
         signature_name=signature.name, deadline=deadline,
     )  # fmt: skip
     return outputs

@@ -7,9 +7,10 @@ request of the batch that happens to be first, e.g. right after start under load
 
 - TensorFlow Serving's warm-up file, ``assets.extra/tf_serving_warmup_requests`` in the version's
   folder: a TFRecord of ``PredictionLog`` records (at most 1,000), the requests its author chose
-  as representative. Predict and Classify records are replayed on the signatures they name;
-  records of kinds this server does not answer (Regress, MultiInference, SessionRun) are skipped
-  and counted in the log. A file that cannot be read or a record that fails fails the load, as in
+  as representative. Predict, Classify and Regress records are replayed on the signatures they
+  name (Classify on a classification SignatureDef or an image classifier, Regress on a regression
+  SignatureDef); records this server would not answer (Regress elsewhere, MultiInference,
+  SessionRun) are skipped and counted in the log. A file that cannot be read or a record that fails fails the load, as in
   TensorFlow Serving: the version never takes traffic.
 - Batches of zeros of 1, 2, 4, ... examples and of ``max_batch_size`` (no model call is larger;
   powers of two cost about two calls of the largest batch and leave each size not warmed 0.3 to
@@ -28,6 +29,12 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from core.images import ImageError, example_image, input_examples
 from serving.converters import tensor_proto_to_numpy
+from serving.example_signatures import (
+    CLASSIFY_METHOD,
+    REGRESS_METHOD,
+    has_method,
+    serialized_inputs,
+)
 from serving.runtime import DEFAULT_SIGNATURE, LoadedVersion, Signature
 
 log = logging.getLogger("zoo.serving")
@@ -75,8 +82,8 @@ def _warm_up_shape(shape: tuple[int, ...], batch: int) -> list[int]:
 
 
 def replay_warmup_file(version: LoadedVersion, file: Path) -> None:
-    """Runs the Predict and Classify requests of a warm-up file; WarmUpError naming the file and
-    the record on the first problem."""
+    """Runs the Predict, Classify and Regress requests of a warm-up file; WarmUpError naming the
+    file and the record on the first problem."""
     skipped = Counter()
     for index, record in enumerate(_records(file)):
         where = f"Warm-up file {file}, record {index}"
@@ -86,11 +93,16 @@ def replay_warmup_file(version: LoadedVersion, file: Path) -> None:
             raise WarmUpError(f"{where}: not a PredictionLog.") from None
         kind = entry.WhichOneof("log_type")
         try:
+            replayed = True
             if kind == "predict_log":
                 _replay_predict(version, entry.predict_log.request)
             elif kind == "classify_log":
                 _replay_classify(version, entry.classify_log.request)
+            elif kind == "regress_log":
+                replayed = _replay_examples(version, entry.regress_log.request, REGRESS_METHOD)
             else:
+                replayed = False
+            if not replayed:
                 skipped[kind or "empty"] += 1
         except Exception as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -133,7 +145,21 @@ def _replay_predict(version: LoadedVersion, request) -> None:
     signature(inputs)
 
 
+def _replay_examples(version: LoadedVersion, request, method: str) -> bool:
+    """Runs a Classify or Regress record on its signature if that takes examples (a
+    classification or regression SignatureDef); False if it does not."""
+    signature = _signature(version, request.model_spec.signature_name)
+    if not has_method(version, signature, method):
+        return False
+    examples = input_examples(request.input)
+    if examples:
+        signature(serialized_inputs(signature, examples))
+    return True
+
+
 def _replay_classify(version: LoadedVersion, request) -> None:
+    if _replay_examples(version, request, CLASSIFY_METHOD):
+        return
     signature = _signature(version, request.model_spec.signature_name)
     if len(signature.inputs) != 1:
         raise WarmUpError(f"Classify needs a signature with one input; {signature.name!r} has "

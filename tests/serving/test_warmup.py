@@ -19,6 +19,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
     regression_pb2,
 )
+from test_example_signatures import _export_estimator_like
 from test_repository import wait_for
 
 from serving.client import PredictionClient, predict_request
@@ -224,3 +225,26 @@ def test_warm_up_sizes(largest, sizes):
 def test_warm_up_sizes_refuse_a_batch_below_one():
     with pytest.raises(ValueError, match="largest_batch must be at least 1. Received: 0"):
         warm_up_sizes(0)
+
+
+def test_classify_and_regress_records_warm_classification_and_regression_signatures(
+    tmp_path, recorded_calls
+):
+    """An Estimator's warm-up file holds Classify and Regress records for its SignatureDefs of
+    those methods: they run on serialized examples, as the requests they stand for will."""
+    version_dir = tmp_path / "1"
+    _export_estimator_like(version_dir)
+    example = example_pb2.Example()
+    example.features.feature["x"].float_list.value.extend([1.0, 2.0])
+    classify = classification_pb2.ClassificationRequest()
+    classify.model_spec.signature_name = "classify"
+    classify.input.example_list.examples.extend([example, example])
+    regress = regression_pb2.RegressionRequest()
+    regress.model_spec.signature_name = "regress"
+    regress.input.example_list.examples.append(example)
+    _write_warmup_file(version_dir, [
+        prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=classify)),
+        prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(request=regress)),
+    ])  # fmt: skip
+    warm_up(LoadedVersion("est", 1, version_dir), 4)
+    assert recorded_calls == [("classify", {"inputs": 2}), ("regress", {"inputs": 1})]
