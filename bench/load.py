@@ -45,19 +45,25 @@ def _requests(protocol: str, images: np.ndarray) -> list:
     return [build("mnist", images[index : index + 1]) for index in range(len(images))]
 
 
-async def _load(target, protocol, images, concurrency, server_pid, max_requests, max_seconds):
-    requests = _requests(protocol, images)
-    latencies, errors = [], 0
-    # A local subchannel pool each: separate TCP connections, so a server with several worker
-    # processes gets them spread over its processes.
+async def connect(target: str, protocol: str, count: int, requests: list):
+    """``count`` separate connections to ``target`` and the unary call of ``protocol`` on each,
+    every one warmed up with a few of ``requests``. Each has a local subchannel pool, so it is
+    its own TCP connection and a server with several worker processes gets them spread."""
     channels = [
         grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(min(concurrency, CONNECTIONS))
+        for _ in range(count)
     ]
     calls = [_call(protocol, channel) for channel in channels]
     for call in calls:
-        for request in requests[:8]:  # warm-up
+        for request in requests[:8]:
             await call(request, timeout=30)
+    return channels, calls
+
+
+async def _load(target, protocol, images, concurrency, server_pid, max_requests, max_seconds):
+    requests = _requests(protocol, images)
+    latencies, errors = [], 0
+    channels, calls = await connect(target, protocol, min(concurrency, CONNECTIONS), requests)
     cpu_before = cpu_seconds(server_pid)
     deadline = time.perf_counter() + max_seconds
     sent = 0

@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 
 import grpc
-from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from bench import servers as launch
-from bench.load import CONNECTIONS
+from bench.load import CONNECTIONS, connect
 from bench.report import describe_checkout, percentile, write_result
 from bench.serve import prepare_model
 from serving.client import predict_request
@@ -45,12 +44,7 @@ async def _requests_during(target: str, images, concurrency: int, on_start) -> l
     """(sent, answered, version) of every answered request; ``on_start`` runs once the load runs.
     Failed requests are kept with version -1."""
     requests = [predict_request("mnist", images[i : i + 1]) for i in range(len(images))]
-    options = [("grpc.use_local_subchannel_pool", 1)]
-    channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(CONNECTIONS)]
-    calls = [prediction_service_pb2_grpc.PredictionServiceStub(c).Predict for c in channels]
-    for call in calls:
-        for request in requests[:8]:  # warm-up
-            await call(request, timeout=30)
+    channels, calls = await connect(target, "tfserving", CONNECTIONS, requests)
     records, end = [], time.perf_counter() + SECONDS
 
     async def caller(index: int):
