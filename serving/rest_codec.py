@@ -1,7 +1,8 @@
 """JSON bodies of the REST APIs <-> numpy: TensorFlow Serving's row (``instances``) and columnar
-(``inputs``) formats with strings as text and ``{"b64": ...}`` for bytes, and the Open Inference Protocol's tensors
-(``{"name", "shape", "datatype", "data"}``). Sizes are bounded by the body, which the HTTP server
-already limits to ``max_message_bytes``; values are checked against their dtype's range.
+(``inputs``) formats, with strings as text and ``{"b64": ...}`` for bytes, its ``examples`` of
+features, and the Open Inference Protocol's tensors (``{"name", "shape", "datatype", "data"}``).
+Sizes are bounded by the body, which the HTTP server already limits to ``max_message_bytes``;
+values are checked against their dtype's range.
 """
 
 import base64
