@@ -10,7 +10,8 @@ request of the batch that happens to be first, e.g. right after start under load
   as representative. Predict, Classify and Regress records are replayed on the signatures they
   name (Classify on a classification SignatureDef or an image classifier, Regress on a regression
   SignatureDef); records this server would not answer (Regress elsewhere, MultiInference,
-  SessionRun) are skipped and counted in the log. A file that cannot be read or a record that fails fails the load, as in
+  SessionRun) are skipped and counted in the log. A file that cannot be read (over 64 MiB, a
+  length or checksum that does not hold) or a record that fails fails the load, as in
   TensorFlow Serving: the version never takes traffic.
 - Batches of zeros of 1, 2, 4, ... examples and of ``max_batch_size`` (no model call is larger;
   powers of two cost about two calls of the largest batch and leave each size not warmed 0.3 to
@@ -24,7 +25,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from core.images import ImageError, example_image, input_examples
@@ -36,10 +36,12 @@ from serving.example_signatures import (
     serialized_inputs,
 )
 from serving.runtime import DEFAULT_SIGNATURE, LoadedVersion, Signature
+from serving.tfrecord import RecordError, read_records
 
 log = logging.getLogger("zoo.serving")
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TensorFlow Serving's limit
+MAX_WARMUP_BYTES = 64 << 20
 
 
 class WarmUpError(ValueError):
@@ -114,17 +116,13 @@ def replay_warmup_file(version: LoadedVersion, file: Path) -> None:
         )  # fmt: skip
 
 
-def _records(file: Path):
-    """The file's records, at most MAX_WARMUP_RECORDS; WarmUpError if it is not a TFRecord."""
+def _records(file: Path) -> list[bytes]:
+    """The file's records, read with bounded framing (``serving.tfrecord``): a forged length
+    field or a flipped byte is a WarmUpError naming the file, never a crash."""
     try:
-        records = list(tf.data.TFRecordDataset(str(file)).take(MAX_WARMUP_RECORDS + 1))
-    except tf.errors.OpError as error:
-        raise WarmUpError(f"Warm-up file {file}: not a TFRecord file ({error.message}).") from None
-    if len(records) > MAX_WARMUP_RECORDS:
-        raise WarmUpError(
-            f"Warm-up file {file}: more than {MAX_WARMUP_RECORDS} records; keep at most that many."
-        )
-    return [record.numpy() for record in records]
+        return read_records(file, max_records=MAX_WARMUP_RECORDS, max_bytes=MAX_WARMUP_BYTES)
+    except (RecordError, OSError) as error:
+        raise WarmUpError(f"Warm-up file {file}: {error}.") from None
 
 
 def _signature(version: LoadedVersion, name: str) -> Signature:

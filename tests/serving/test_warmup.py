@@ -4,6 +4,7 @@ batch size for numeric signatures, and models that take strings loading at all."
 import io
 import logging
 import shutil
+import struct
 
 import grpc
 import numpy as np
@@ -25,6 +26,7 @@ from test_repository import wait_for
 from serving.client import PredictionClient, predict_request
 from serving.runtime import LoadedVersion, Signature
 from serving.server import ServerThread
+from serving.tfrecord import RecordError, masked_crc, read_records
 from serving.warmup import (
     MAX_WARMUP_RECORDS,
     WARMUP_FILE,
@@ -149,7 +151,10 @@ def test_a_model_that_takes_strings_loads_and_answers(tmp_path):
         ("wrong_inputs", "record 0 (predict_log): signature 'serving_default' takes inputs "
                          "['images'], the record gives ['pixels']"),
         ("too_many", f"more than {MAX_WARMUP_RECORDS} records; keep at most that many."),
-        ("not_a_tfrecord", "not a TFRecord file"),
+        ("not_a_tfrecord", "record 0 at byte 0: the length's checksum does not match"),
+        ("forged_length", "record 0 at byte 0: claims 1,099,511,627,776 bytes, the file has 16"),
+        ("flipped_byte", "record 0 at byte 0: the data's checksum does not match (corrupt)"),
+        ("truncated", "record 1 at byte"),
     ],
 )  # fmt: skip
 def test_a_warm_up_file_that_fails_names_the_file_and_the_record(
@@ -164,15 +169,54 @@ def test_a_warm_up_file_that_fails_names_the_file_and_the_record(
         logs = [_predict_log({"pixels": image})]
     elif logs == "too_many":
         logs = [_predict_log(image)] * (MAX_WARMUP_RECORDS + 1)
-    if logs == "not_a_tfrecord":
+    if logs in ("not_a_tfrecord", "forged_length"):
         (version_dir / WARMUP_FILE).parent.mkdir(parents=True, exist_ok=True)
-        (version_dir / WARMUP_FILE).write_bytes(b"not a record file at all")
+        (version_dir / WARMUP_FILE).write_bytes(
+            b"not a record file at all" if logs == "not_a_tfrecord" else _forged_length_record()
+        )
+    elif logs in ("flipped_byte", "truncated"):
+        _write_warmup_file(version_dir, [_predict_log(image)] * 2)
+        data = bytearray((version_dir / WARMUP_FILE).read_bytes())
+        if logs == "flipped_byte":
+            data[20] ^= 0x40
+        (version_dir / WARMUP_FILE).write_bytes(data if logs == "flipped_byte" else data[:-3])
     else:
         _write_warmup_file(version_dir, logs)
     version = LoadedVersion("mnist", 1, version_dir)
     with pytest.raises(WarmUpError, match="Warm-up file .*tf_serving_warmup_requests") as error:
         replay_warmup_file(version, version_dir / WARMUP_FILE)
     assert message in str(error.value)
+
+
+def _forged_length_record() -> bytes:
+    """28 bytes whose length field, checksummed right, claims a record of 1 TiB: TensorFlow's
+    own reader aborted the process on it."""
+    length = struct.pack("<Q", 1 << 40)
+    return length + struct.pack("<I", masked_crc(length)) + b"\0" * 16
+
+
+def test_a_forged_warm_up_file_fails_its_version_and_the_server_goes_on(make_repo, test_images):
+    repo = make_repo([1])
+    shutil.copytree(repo / "mnist" / "1", repo / "mnist" / ".staging")
+    (repo / "mnist" / ".staging" / WARMUP_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (repo / "mnist" / ".staging" / WARMUP_FILE).write_bytes(_forged_length_record())
+    with ServerThread(loopback_settings(repo)) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        (repo / "mnist" / ".staging").rename(repo / "mnist" / "2")
+        wait_for(lambda: {s.version: s.state for s in client.status("mnist")}.get(2) == 50)
+        status = {s.version: s for s in client.status("mnist")}
+        assert "claims 1,099,511,627,776 bytes" in status[2].status.error_message
+        assert client.predict("mnist", test_images[0][:1])["classes"].shape == (1,)
+
+
+def test_records_read_back_as_tensorflow_wrote_them(tmp_path):
+    records = [b"", b"a", bytes(range(256)) * 40]
+    with tf.io.TFRecordWriter(str(tmp_path / "file")) as writer:
+        for record in records:
+            writer.write(record)
+    assert read_records(tmp_path / "file", max_records=3, max_bytes=1 << 20) == records
+    with pytest.raises(RecordError, match="over the 100 read"):
+        read_records(tmp_path / "file", max_records=3, max_bytes=100)
 
 
 def test_a_version_whose_warm_up_fails_never_replaces_a_working_one(make_repo, test_images):
