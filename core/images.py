@@ -18,6 +18,16 @@ without a bound, a 17 KB request had the server decode 144 megapixels (PIL itsel
 179 megapixels, and raised an error the server answered as internal)."""
 
 
+def resize(image, width: int, height: int):
+    """A PIL image at ``width`` x ``height`` (bicubic, as it is unless the size differs): the one
+    resampling of images the server decodes and of image folders the zoo trains on."""
+    from PIL import Image
+
+    if image.size == (width, height):
+        return image
+    return image.resize((width, height), Image.Resampling.BICUBIC)
+
+
 def decode_image(
     data: bytes,
     shape: tuple[int, int, int],
@@ -37,7 +47,7 @@ def decode_image(
                 raise ImageError(
                     f"{what}: {image.width}x{image.height} pixels, over the {max_pixels:,} decoded."
                 )
-            converted = image.convert("L" if channels == 1 else "RGB").resize((width, height))
+            converted = resize(image.convert("L" if channels == 1 else "RGB"), width, height)
     except ImageError:
         raise
     except Image.DecompressionBombError as error:  # PIL's own check of the header

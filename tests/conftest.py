@@ -24,9 +24,10 @@ def _isolated_data_env(monkeypatch, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> Path:
-    """A ``--data-dir`` with small generated Fashion-MNIST and CIFAR-10 copies (CIFAR has no
-    offline copy; Fashion-MNIST's real copy lives outside the repository)."""
+    """A ``--data-dir`` with small generated MNIST, Fashion-MNIST and CIFAR-10 copies (a data
+    folder must hold the dataset asked for: nothing falls back to the embedded MNIST)."""
     folder = tmp_path_factory.mktemp("data")
+    write_npz(folder / "mnist.npz", n_train=96, n_test=48)
     write_npz(folder / "fashion_mnist.npz", n_train=96, n_test=48)
     cifar = folder / "cifar-10-batches-py"
     cifar.mkdir()

@@ -75,3 +75,29 @@ def free_port() -> int:
         if port not in _handed_out:
             _handed_out.add(port)
             return port
+
+
+def write_image_folder(
+    root: Path,
+    classes=("cat", "dog", "owl"),
+    counts=None,
+    size: tuple[int, int] = (8, 8),
+    mode: str = "RGB",
+    suffix: str = ".png",
+) -> Path:
+    """``root/{split}/{class}/NNN{suffix}``: per split (``counts``, default 12 train and 4 test
+    per class) images whose mean pixel value encodes their class (class ``i``: about 40 + 60 i)."""
+    from PIL import Image
+
+    counts = counts or {"train": 12, "test": 4}
+    rng = np.random.default_rng(0)
+    channels = 1 if mode == "L" else 3
+    for split, count in counts.items():
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                pixels = rng.integers(0, 20, (size[0], size[1], channels)) + 40 + 60 * label
+                image = Image.fromarray(pixels.astype(np.uint8).squeeze(), mode)
+                image.save(folder / f"{index:03d}{suffix}")
+    return root

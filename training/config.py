@@ -18,7 +18,7 @@ from core.errors import ConfigError
 from core.settings import validation_message
 from training.run_dir import write_atomic
 
-__all__ = ["ConfigError", "TrainConfig", "build_config", "load_yaml", "validate"]
+__all__ = ["ConfigError", "TrainConfig", "build_config", "load_yaml", "parse_config", "validate"]
 
 
 class TrainConfig(BaseModel):
@@ -29,7 +29,14 @@ class TrainConfig(BaseModel):
     name: str = Field("", description="run name; runs go to RUNS_ROOT/NAME/TIMESTAMP/ "
                       "(default: DATASET-MODEL-HEAD)")  # fmt: skip
     model: str = Field("mnist_cnn", description="a registered model (zoo models)")
-    dataset: str = Field("mnist", description="a dataset (zoo datasets)")
+    dataset: str = Field(
+        "mnist", description="a dataset (zoo datasets), or the path of an image folder with "
+        "train/ and test/ holding one subfolder per class"
+    )  # fmt: skip
+    image_size: str = Field(
+        "", description="image folders: resize every image to HxW (e.g. 32x32, or 64 for 64x64); "
+        "empty: all images must share one size"
+    )  # fmt: skip
     head: str = Field(
         "softmax", description="softmax, logits, sigmoid or sigmoid_logits; must fit the dataset"
     )
@@ -128,6 +135,29 @@ class TrainConfig(BaseModel):
             return str(value)
         return value
 
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _size_as_text(cls, value):
+        """YAML reads ``image_size: 32`` as a number and ``[32, 48]`` as a list; the setting is
+        text (``32x48``)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, list) and all(isinstance(v, int) for v in value):
+            return "x".join(str(v) for v in value)
+        return value
+
+    @field_validator("image_size")
+    @classmethod
+    def _size_choice(cls, value: str) -> str:
+        if value == "" or _image_size(value) is not None:
+            return value
+        raise ValueError("must be HxW or N (N for NxN), each from 1 to 4096, e.g. 32x32")
+
+    @property
+    def image_hw(self) -> tuple[int, int] | None:
+        """``image_size`` as ``(height, width)``, or None when not set."""
+        return _image_size(self.image_size) if self.image_size else None
+
     @field_validator("pos_weight")
     @classmethod
     def _pos_weight_choice(cls, value: str) -> str:
@@ -137,7 +167,9 @@ class TrainConfig(BaseModel):
 
     @property
     def run_name(self) -> str:
-        return self.name or f"{self.dataset}-{self.model}-{self.head}"
+        """``name``, else ``DATASET-MODEL-HEAD`` (an image folder's own name for DATASET)."""
+        dataset = Path(self.dataset).name or "images"
+        return self.name or f"{dataset}-{self.model}-{self.head}"
 
     def to_dict(self) -> dict:
         return self.model_dump()
@@ -145,6 +177,14 @@ class TrainConfig(BaseModel):
     def save(self, path: Path) -> None:
         """Writes the config as YAML, atomically: a full disk leaves no empty config.yaml."""
         write_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _image_size(text: str) -> tuple[int, int] | None:
+    parts = text.lower().split("x")
+    if len(parts) not in (1, 2) or not all(part.isdigit() for part in parts):
+        return None
+    height, width = int(parts[0]), int(parts[-1])
+    return (height, width) if 1 <= height <= 4096 and 1 <= width <= 4096 else None
 
 
 def _positive_number(text: str) -> bool:
@@ -167,10 +207,17 @@ def validate(config: TrainConfig) -> TrainConfig:
     from training import datasets
 
     _choice("model", config.model, models.list_models())
-    _choice("dataset", config.dataset, datasets.list_datasets())
     _choice("head", config.head, list(models.HEADS))
     _choice("augmentation", config.augmentation, datasets.AUGMENTATIONS)
-    task = datasets.get_info(config.dataset).task
+    _check_dataset_options(config)
+    info = datasets.get_info(config.dataset, image_size=config.image_hw)
+    if "validation" in info.split_sizes and config.validation_split:
+        raise ConfigError(
+            f"{config.dataset} has a validation/ folder, which is the validation split; "
+            f"validation_split holds out another. Received: validation_split="
+            f"{config.validation_split!r} (leave it 0 with this folder)"
+        )
+    task = info.task
     try:
         models.check_head_for_task(
             config.head, task, allow_sigmoid_for_multiclass=config.allow_sigmoid_for_multiclass
@@ -183,6 +230,28 @@ def validate(config: TrainConfig) -> TrainConfig:
             f"Received: pos_weight={config.pos_weight!r}"
         )
     return config
+
+
+def _check_dataset_options(config: TrainConfig) -> None:
+    """``image_size`` is for image folders, ``data_dir`` for catalog datasets: each is refused
+    where it would do nothing."""
+    from training import datasets
+
+    if datasets.is_folder_dataset(config.dataset):
+        if config.data_dir:
+            raise ConfigError(
+                f"data_dir names where catalog datasets are found; dataset {config.dataset!r} is "
+                f"an image folder, read where it is. Received: data_dir={config.data_dir!r}"
+            )
+        return
+    if config.dataset not in datasets.list_datasets():
+        datasets.get_info(config.dataset)  # raises, naming the choices
+    if config.image_size:
+        raise ConfigError(
+            f"image_size resizes the images of an image folder; {config.dataset!r} has "
+            f"{'x'.join(map(str, datasets.get_info(config.dataset).input_shape))} images. "
+            f"Received: image_size={config.image_size!r}"
+        )
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -199,9 +268,10 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def build_config(base: dict | None = None, overrides: dict | None = None) -> TrainConfig:
-    """A validated config from a YAML mapping and flag overrides (``None`` values, in either,
-    mean "not given": the default applies)."""
+def parse_config(base: dict | None = None, overrides: dict | None = None) -> TrainConfig:
+    """A config from a YAML mapping and flag overrides (``None`` values, in either, mean "not
+    given": the default applies), its types and bounds checked but not its names: what a
+    finished run's saved config needs, whose dataset folder may have moved since."""
     values = {k: v for k, v in (base or {}).items() if v is not None}
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     unknown = sorted(set(values) - set(TrainConfig.model_fields))
@@ -210,7 +280,18 @@ def build_config(base: dict | None = None, overrides: dict | None = None) -> Tra
             f"Unknown config key {unknown[0]!r}. Valid keys: {', '.join(TrainConfig.model_fields)}."
         )
     try:
-        config = TrainConfig(**values)
+        return TrainConfig(**values)
     except ValidationError as error:
         raise ConfigError(validation_message(error)) from None
+
+
+def build_config(base: dict | None = None, overrides: dict | None = None) -> TrainConfig:
+    """A validated config (as :func:`parse_config`, then :func:`validate`); an image folder's
+    path is made absolute, so that a resume or export from elsewhere finds it."""
+    from training import datasets
+
+    config = parse_config(base, overrides)
+    if datasets.is_folder_dataset(config.dataset):
+        folder = str(Path(config.dataset).expanduser().resolve())
+        config = config.model_copy(update={"dataset": folder})
     return validate(config)

@@ -44,7 +44,7 @@ from core.artifact import (
 from core.errors import ZooError
 from core.outputs import labels_present
 from training import datasets
-from training.config import build_config, load_yaml
+from training.config import load_yaml, parse_config
 from training.preprocess import scale_pixels
 from training.run_dir import RunDir
 
@@ -152,11 +152,11 @@ def export_run(
             f"versions: {versions}. Omit --version to export as the next one."
         )
 
-    config = build_config(load_yaml(run.config_path))
-    info = datasets.get_info(config.dataset)
+    config = parse_config(load_yaml(run.config_path))  # checked when the run started
+    metrics = json.loads(run.metrics_path.read_text()) if run.metrics_path.exists() else {}
+    info = run_dataset_info(config, metrics)
     head = models.get_head(config.head)
     model = run.load_model(run.model_path, compile=False)
-    metrics = json.loads(run.metrics_path.read_text()) if run.metrics_path.exists() else {}
     calibration = metrics.get("calibration")
     temperature = calibration["temperature"] if calibration else 1.0
     metadata = ModelMetadata(
@@ -217,6 +217,14 @@ def _publish(staging: Path, model_dir: Path, metadata: ModelMetadata, version: i
                 raise ExportError(
                     f"{target} was created by another export meanwhile; versions are immutable."
                 ) from None
+
+
+def run_dataset_info(config, metrics: dict) -> datasets.DatasetInfo:
+    """What the run trained on, as its metrics.json recorded it (an image folder need not be
+    there any more), else from the catalog."""
+    if "dataset" in metrics:
+        return datasets.DatasetInfo.from_json(metrics["dataset"])
+    return datasets.get_info(config.dataset, image_size=config.image_hw)
 
 
 def remove_stale_staging(model_dir: Path) -> None:

@@ -80,21 +80,25 @@ def load_data(config: TrainConfig, info: datasets.DatasetInfo, label_format: str
 
     def arrays(split: str, limit: int):
         return datasets.load_arrays(config.dataset, split, data_dir=config.data_dir or None,
-                                    limit=limit or None, seed=config.seed)  # fmt: skip
+                                    limit=limit or None, seed=config.seed,
+                                    image_size=config.image_hw)  # fmt: skip
 
     (x_train, y_train), (x_test, y_test) = (
         arrays("train", config.train_limit),
         arrays("test", config.test_limit),
     )
-    held_out = math.ceil(len(x_train) * config.validation_split)
-    keep = len(x_train) - held_out
-    (x_train, x_val), (y_train, y_val) = (
-        (x_train[:keep], x_train[keep:]),
-        (y_train[:keep], y_train[keep:]),
-    )
+    if "validation" in info.split_sizes:  # an image folder's own validation/
+        x_val, y_val = arrays("validation", 0)
+    else:
+        held_out = math.ceil(len(x_train) * config.validation_split)
+        keep = len(x_train) - held_out
+        (x_train, x_val), (y_train, y_val) = (
+            (x_train[:keep], x_train[keep:]),
+            (y_train[:keep], y_train[keep:]),
+        )
     multiworker = config.strategy == "multiworker"
     train = train_pipeline(config, info, label_format, x_train, y_train)
-    x_monitored, y_monitored = (x_val, y_val) if held_out else (x_test, y_test)
+    x_monitored, y_monitored = (x_val, y_val) if len(x_val) else (x_test, y_test)
     validation = pipeline.make_pipeline(
         x_monitored,
         y_monitored,
@@ -236,7 +240,7 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
     # 1. The strategy comes first: MultiWorkerMirroredStrategy must exist before any TF op runs.
     strategy = distributed.build_strategy(config.strategy)
     runtime.seed_everything(config.seed, config.deterministic)
-    info = datasets.get_info(config.dataset)
+    info = datasets.get_info(config.dataset, image_size=config.image_hw)
     head = models.get_head(config.head)
     label_format = label_format_for(info.task, head, config)
 

@@ -13,11 +13,12 @@ Example:
 
 import functools
 import os
+from pathlib import Path
 
 import numpy as np
 
 from core.errors import DatasetError
-from training.datasets import multilabel, sources
+from training.datasets import image_folder, multilabel, sources
 from training.datasets.catalog import AUGMENTATIONS, CATALOG, MULTICLASS, MULTILABEL, DatasetInfo
 
 __all__ = [
@@ -27,10 +28,12 @@ __all__ = [
     "MULTILABEL",
     "DatasetInfo",
     "get_info",
+    "is_folder_dataset",
     "list_datasets",
     "load_arrays",
 ]
 SPLITS = ("train", "test")
+FOLDER_SPLITS = ("train", "validation", "test")
 
 
 def list_datasets() -> list[str]:
@@ -38,11 +41,39 @@ def list_datasets() -> list[str]:
     return list(CATALOG)
 
 
-def get_info(name: str) -> DatasetInfo:
-    """Metadata of dataset ``name``; DatasetError naming the valid choices if unknown."""
+def is_folder_dataset(name: str) -> bool:
+    """Whether ``name`` is not a catalog name but a path: an image folder (or a mistyped one)."""
+    return name not in CATALOG and (os.sep in name or Path(name).expanduser().is_dir())
+
+
+def get_info(name: str, *, image_size: tuple[int, int] | None = None) -> DatasetInfo:
+    """Metadata of dataset ``name``: a catalog name, or the path of an image folder (decoded, or
+    read from its cache, to learn its classes and shape); DatasetError if it is neither."""
+    if is_folder_dataset(name):
+        return _folder_info(name, image_size)
     if name not in CATALOG:
-        raise DatasetError(f"Unknown dataset {name!r}. Valid choices: {', '.join(CATALOG)}.")
+        raise DatasetError(
+            f"Unknown dataset {name!r}. Valid choices: {', '.join(CATALOG)}, or the path of a "
+            "folder holding train/ and test/ with one subfolder per class."
+        )
     return CATALOG[name]
+
+
+@functools.lru_cache(maxsize=2)
+def _folder(path: str, image_size: tuple[int, int] | None) -> image_folder.FolderDataset:
+    return image_folder.load(path, image_size)
+
+
+def _folder_info(path: str, image_size: tuple[int, int] | None) -> DatasetInfo:
+    folder = _folder(path, image_size)
+    return DatasetInfo(
+        name=path,
+        task=MULTICLASS,
+        input_shape=folder.input_shape,
+        class_names=folder.class_names,
+        split_sizes={split: len(labels) for split, (_, labels) in folder.splits.items()},
+        description=f"image folder {folder.root}",
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -77,21 +108,33 @@ def load_arrays(
     data_dir: str | os.PathLike | None = None,
     limit: int | None = None,
     seed: int = 0,
+    image_size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images (uint8 NHWC) and labels of one split.
 
     Args:
-        name: a dataset of :func:`list_datasets`.
-        split: ``"train"`` or ``"test"``.
+        name: a dataset of :func:`list_datasets`, or the path of an image folder.
+        split: ``"train"`` or ``"test"``; an image folder with ``validation/`` also has
+            ``"validation"``.
         data_dir: folder with local copies. Defaults to ``$ZOO_DATA_DIR``, then the embedded
-            copy (MNIST), then TensorFlow Datasets.
+            copy (MNIST), then TensorFlow Datasets. Not for image folders.
         limit: keep only the first ``limit`` examples. Defaults to None (all).
         seed: seed of the generated (multilabel) datasets. Defaults to 0.
+        image_size: ``(height, width)`` an image folder's images are resized to. Defaults to
+            None (they must share one size). Not for catalog datasets.
 
     Returns:
         ``(images, labels)``: integer labels for multiclass datasets, float32 multi-hot rows for
         multilabel ones.
     """
+    if is_folder_dataset(name):
+        splits = _folder(name, image_size).splits
+        if split not in splits:
+            raise DatasetError(
+                f"Image folder {name!r} has no {split!r} split. It has: {', '.join(splits)}."
+            )
+        images, labels = splits[split]
+        return (images, labels) if limit is None else (images[:limit], labels[:limit])
     info = get_info(name)
     if split not in SPLITS:
         raise DatasetError(

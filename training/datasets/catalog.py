@@ -55,6 +55,12 @@ class DatasetInfo:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @classmethod
+    def from_json(cls, data: dict) -> "DatasetInfo":
+        """The inverse of :meth:`to_json`."""
+        return cls(data["name"], data["task"], tuple(data["input_shape"]),
+                   tuple(data["class_names"]), dict(data["split_sizes"]))  # fmt: skip
+
     def to_json(self) -> dict:
         """A JSON-ready dict, as saved in run directories and exported model metadata."""
         return {

@@ -1,11 +1,14 @@
 """Where a base dataset's arrays come from, tried in order.
 
 1. ``--data-dir`` / ``ZOO_DATA_DIR``: ``NAME.npz`` (Keras' layout), the four IDX ``.gz`` files in
-   ``NAME/``, or CIFAR's ``cifar-10-batches-py/`` / ``cifar-100-python/``.
+   ``NAME/``, an image folder ``NAME/{train,test}/CLASS/``, or CIFAR's ``cifar-10-batches-py/`` /
+   ``cifar-100-python/``. A data folder that holds none of these is an error: it never falls
+   through to another source.
 2. The copy embedded in the repository (MNIST only), verified by SHA-256 on load.
 3. TensorFlow Datasets: its prepared cache, or a download when the download host is reachable.
 
-Nothing is ever written into the user's data directory; TFDS writes only into its own cache.
+Nothing is ever written into the user's data directory; TFDS writes only into its own cache, and
+image folders are decoded into ``image_folder.cache_dir()``.
 """
 
 import os
@@ -17,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import DatasetError
-from training.datasets import formats
+from training.datasets import formats, image_folder
+from training.datasets.catalog import CATALOG
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED = {
@@ -65,6 +69,7 @@ def local_candidates(name: str, data_dir: Path | None) -> list[tuple[Path, Calla
     if data_dir is not None:
         candidates.append((data_dir / f"{name}.npz", formats.read_npz))
         candidates.append((data_dir / name / formats.IDX_FILES["x_train"], None))
+        candidates.append((data_dir / name / "train", read_catalog_folder))
         if name in CIFAR_DIRS:
             folder, reader = CIFAR_DIRS[name]
             candidates.append((data_dir / folder, reader))
@@ -79,9 +84,34 @@ def _local_source(name: str, data_dir: Path | None) -> Source | None:
             return Source(
                 "idx", str(path.parent), lambda folder=path.parent: formats.read_idx_dir(folder)
             )
+        if reader is read_catalog_folder:
+            return Source(
+                "image-folder", str(path.parent), lambda p=path.parent: read_catalog_folder(name, p)
+            )
         kind = "npz" if path.suffix == ".npz" else "cifar-python"
         return Source(kind, str(path), lambda p=path, r=reader: r(p))
     return None
+
+
+def read_catalog_folder(name: str, root: Path) -> formats.Arrays:
+    """A catalog dataset from an image folder: each class subfolder named as one of its classes
+    (labels follow the catalog's order, whatever the folders' order)."""
+    class_names = CATALOG[name].class_names
+    if (root / "validation").is_dir():
+        raise DatasetError(
+            f"{root}/validation/: {name} has a train and a test split only; to train with this "
+            f"folder's validation split, pass the folder itself: --dataset {root}"
+        )
+    folder = image_folder.load(root)
+    unknown = sorted(set(folder.class_names) - set(class_names))
+    if unknown:
+        raise DatasetError(
+            f"{root}/train/ has class folders {unknown} that {name} does not have; its classes: "
+            f"{', '.join(class_names)}."
+        )
+    to_catalog = np.array([class_names.index(c) for c in folder.class_names], np.int64)
+    (x_train, y_train), (x_test, y_test) = folder.splits["train"], folder.splits["test"]
+    return x_train, to_catalog[y_train], x_test, to_catalog[y_test]
 
 
 def _embedded_source(name: str) -> Source | None:
@@ -134,50 +164,71 @@ def _tfds_source(name: str) -> Source | None:
     return None
 
 
-def _not_found_message(name: str, data_dir: Path | None) -> str:
-    looked = []
-    if data_dir is None:
-        looked.append("--data-dir / ZOO_DATA_DIR: not set")
-    else:
-        looked += [
-            f"{path}{'/' if reader is None else ''}: not found"
-            for path, reader in local_candidates(name, data_dir)
-        ]
+def _not_found_message(name: str) -> str:
+    looked = ["--data-dir / ZOO_DATA_DIR: not set"]
     if name in EMBEDDED:
         looked.append(f"{EMBEDDED[name][0]} (embedded copy): missing")
     looked.append(f"TensorFlow Datasets cache {tfds_dir() / name}: not prepared")
     looked.append(f"download from {DOWNLOAD_HOSTS[name]}: unreachable (offline?)")
-    fix = {
-        "cifar10": "cifar-10-batches-py/ (from cifar-10-python.tar.gz)",
-        "cifar100": "cifar-100-python/ (from cifar-100-python.tar.gz)",
-    }.get(name, f"{name}.npz (Keras' layout) or {name}/ with the four IDX .gz files")
     return (
         f"Dataset {name!r} is not available offline. Looked in:\n  - "
         + "\n  - ".join(looked)
-        + f"\nFix: put {fix} in a folder and pass --data-dir FOLDER (or set ZOO_DATA_DIR), "
-        "or run once with internet access so TensorFlow Datasets can download it."
+        + f"\nFix: put {_layouts(name)} in a folder and pass --data-dir FOLDER (or set "
+        "ZOO_DATA_DIR), or run once with internet access so TensorFlow Datasets can download it."
+    )
+
+
+def _layouts(name: str) -> str:
+    layouts = [f"{name}.npz (Keras' layout)", f"{name}/train/CLASS/ and {name}/test/CLASS/ images"]
+    if name in CIFAR_DIRS:
+        layouts.append(f"{CIFAR_DIRS[name][0]}/ (CIFAR's python batches)")
+    else:
+        layouts.append(f"{name}/ with the four IDX .gz files")
+    return ", ".join(layouts[:-1]) + " or " + layouts[-1]
+
+
+def _not_in_data_dir_message(name: str, data_dir: Path) -> str:
+    looked = [
+        f"{path.parent}/ (IDX files): not found" if reader is None else f"{path}: not found"
+        for path, reader in local_candidates(name, data_dir)
+    ]
+    hint = ""
+    if image_folder.is_image_folder(data_dir):
+        hint = f"\n{data_dir} is an image folder itself: train on it with --dataset {data_dir}"
+    return (
+        f"Data folder {str(data_dir)!r} (--data-dir or ZOO_DATA_DIR) does not hold {name!r}. "
+        "Looked for:\n  - " + "\n  - ".join(looked) + f"\nIt takes {_layouts(name)}.{hint}"
     )
 
 
 def locate(name: str, data_dir: str | os.PathLike | None = None) -> Source:
     """The first source that holds base dataset ``name``; DatasetError listing where it looked.
-    A data folder that does not exist is an error, not a reason to fall back silently."""
+    A data folder that does not exist or lacks the dataset is an error, never a reason to fall
+    back silently to another source."""
     folder = data_dir_from_env(data_dir)
     if folder is not None and not folder.is_dir():
         raise DatasetError(
             f"Data folder {str(folder)!r} (--data-dir or ZOO_DATA_DIR) "
             f"{'is not a folder' if folder.exists() else 'does not exist'}."
         )
-    source = _local_source(name, folder) or _embedded_source(name) or _tfds_source(name)
+    if folder is not None:
+        source = _local_source(name, folder)
+        if source is None:
+            raise DatasetError(_not_in_data_dir_message(name, folder))
+        return source
+    source = _embedded_source(name) or _tfds_source(name)
     if source is None:
-        raise DatasetError(_not_found_message(name, folder))
+        raise DatasetError(_not_found_message(name))
     return source
 
 
 def describe(name: str, data_dir: str | os.PathLike | None = None) -> str:
     """Where ``name`` would load from, for ``zoo datasets``, without reading it or going online."""
     folder = data_dir_from_env(data_dir)
-    source = _local_source(name, folder) or _embedded_source(name)
+    if folder is not None:
+        source = _local_source(name, folder)
+        return f"{source.kind}: {source.location}" if source else f"not in {folder}"
+    source = _embedded_source(name)
     if source is not None:
         return f"{source.kind}: {source.location}"
     return f"tfds: {tfds_dir() / name} (downloads on first use)"

@@ -19,7 +19,10 @@ def add_parser(subparsers):
 
 def add_arguments(parser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
-    parser.add_argument("--name", help="model name in the repository (default: the dataset)")
+    parser.add_argument(
+        "--name",
+        help="model name in the repository (default: the dataset, or the image folder's name)",
+    )
     parser.add_argument(
         "--repo", default="model_repo", help="repository root (default: model_repo)"
     )
@@ -27,11 +30,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from training.config import build_config, load_yaml
+    from pathlib import Path
+
+    from training.config import load_yaml, parse_config
     from training.export import export_run
     from training.run_dir import RunDir
 
-    name = args.name or build_config(load_yaml(RunDir.open(args.run_dir).config_path)).dataset
+    dataset = parse_config(load_yaml(RunDir.open(args.run_dir).config_path)).dataset
+    name = args.name or Path(dataset).name  # an image folder's own name
     path = export_run(args.run_dir, name=name, repo=args.repo, version=args.version)
     print(f"Exported {path}")
     return 0
