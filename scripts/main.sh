@@ -5,7 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-export TF_CPP_MIN_LOG_LEVEL=2
 zoo=.venv/bin/zoo
 port=${ZOO_PORT:-8500}
 

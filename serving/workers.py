@@ -28,6 +28,7 @@ import threading
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
+from core.quiet import start_quietly
 from serving.settings import ServerSettings
 
 log = logging.getLogger("zoo.serving")
@@ -41,6 +42,12 @@ def _exit_before_serving(_signum, _frame):
     raise SystemExit(0)
 
 
+def _import_tensorflow() -> None:
+    import tensorflow as tf
+
+    tf.config.list_physical_devices()  # the moment TensorFlow logs its CUDA probe
+
+
 def _worker(settings: ServerSettings, threads: int, listening, serving) -> None:
     """One worker process: TensorFlow limited to its share of the cores, then the server, whose
     own signal handlers replace ``_exit_before_serving`` as soon as it runs. ``listening`` (a
@@ -49,6 +56,7 @@ def _worker(settings: ServerSettings, threads: int, listening, serving) -> None:
     for signum in STOP_SIGNALS:
         signal.signal(signum, _exit_before_serving)
     listening.value = 1
+    start_quietly(_import_tensorflow)
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)

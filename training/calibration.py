@@ -78,6 +78,14 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, task: str) -> float 
     ]
 
 
+def at_search_bound(temperature) -> bool:
+    """Whether a fitted temperature (or any of a list) sits at the end of the search range:
+    the optimum lies beyond it, as it does for constant or all-wrong logits."""
+    largest, smallest = (math.exp(-bound) for bound in SEARCH_RANGE)  # T = 1 / exp(bound)
+    values = temperature if isinstance(temperature, list) else [temperature]
+    return any(not smallest * 1.01 < t < largest * 0.99 for t in values)
+
+
 def scale(logits: np.ndarray, temperature) -> np.ndarray:
     """``logits / T`` (T one number, or one per class)."""
     return np.asarray(logits, np.float64) / np.asarray(temperature, np.float64)

@@ -66,3 +66,26 @@ class LearningRateAndThroughput(keras.callbacks.Callback):
         logs["learning_rate"] = float(
             keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
         )
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One line per finished epoch, for logs and pipes (a terminal gets Keras' progress bar):
+    the epoch, its seconds, each metric, then throughput, CPU and learning rate."""
+
+    ADDED = ("train_seconds", "examples_per_second", "cpu_percent", "learning_rate")
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [f"Epoch {epoch + 1}/{self.epochs}", f"{time.perf_counter() - self.start:.0f}s"]
+        parts += [f"{name} {value:.4f}" for name, value in logs.items() if name not in self.ADDED]
+        if "examples_per_second" in logs:
+            parts += [f"{logs['examples_per_second']:,.0f} examples/s",
+                      f"CPU {logs['cpu_percent']:.0f}%", f"lr {logs['learning_rate']:.3g}"]  # fmt: skip
+        print(" - ".join(parts), flush=True)

@@ -229,7 +229,30 @@ def validate(config: TrainConfig) -> TrainConfig:
             f"pos_weight applies to multilabel datasets; {config.dataset!r} is {task}. "
             f"Received: pos_weight={config.pos_weight!r}"
         )
+    _check_no_op_options(config, task)
     return config
+
+
+def _check_no_op_options(config: TrainConfig, task: str) -> None:
+    """Refuses an option set away from its default where it would change nothing."""
+    from models import HEADS
+
+    defaults = TrainConfig.model_fields
+    idle = []
+    if config.weight_decay and config.optimizer == "adam":
+        idle.append("weight_decay applies to adamw and sgd, not adam (use optimizer: adamw)")
+    if not config.focal and config.focal_gamma != defaults["focal_gamma"].default:
+        idle.append("focal_gamma applies with focal: true")
+    if (
+        config.schedule == "constant"
+        and config.warmup_fraction != defaults["warmup_fraction"].default
+    ):
+        idle.append("warmup_fraction applies to the onecycle and cosine schedules, not constant")
+    if (task != "multilabel" and HEADS[config.head].task != "multilabel"
+            and config.threshold != defaults["threshold"].default):  # fmt: skip
+        idle.append(f"threshold applies to multilabel decisions; {config.dataset!r} is {task}")
+    if idle:
+        raise ConfigError(f"Options that would do nothing: {'; '.join(idle)}.")
 
 
 def _check_dataset_options(config: TrainConfig) -> None:

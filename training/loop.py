@@ -17,8 +17,8 @@ import tensorflow as tf
 
 import models
 from training import datasets, distributed, runtime
-from training.calibration import calibrate
-from training.callbacks import AtomicCheckpoint, LearningRateAndThroughput
+from training.calibration import calibrate, probabilities, scale
+from training.callbacks import AtomicCheckpoint, EpochLine, LearningRateAndThroughput
 from training.config import TrainConfig
 from training.datasets import pipeline
 from training.metrics import keras_metrics, multiclass_report, multilabel_report
@@ -183,15 +183,19 @@ def compiled_model(config, info, head, label_format, total_steps: int, data: Dat
     return model
 
 
-def fit_callbacks(config, run: RunDir, history: list[dict], data: Data, head, info) -> list:
+def fit_callbacks(config, run: RunDir, history: list[dict], data: Data, head, info,
+                  verbose: int) -> list:  # fmt: skip
+    """What runs around each epoch; ``verbose`` 2 adds the one-line epoch report."""
     shown = slice(0, TENSORBOARD_EVAL_EXAMPLES)
     images, labels = data.monitored
+    line = [EpochLine(config.epochs)] if verbose == 2 else []
     return [
         LearningRateAndThroughput(len(data.x_train)),  # first: the others log what it adds
         AtomicCheckpoint(run, history),
         keras.callbacks.TensorBoard(run.logs, histogram_freq=config.histogram_freq),
         TensorBoardExtras(run.logs, images[shown], labels[shown], head, info.class_names,
                           info.task, config.threshold, config.sample_images),
+        *line,  # last: it prints what the others added
     ]  # fmt: skip
 
 
@@ -206,10 +210,19 @@ def predict_outputs(model, head, images: np.ndarray) -> dict[str, np.ndarray]:
 def final_report(outputs: dict, head, info, config, data: Data) -> dict:
     """Test metrics of the final model: accuracy and confusion matrix, or F1 and mAP."""
     if info.task == datasets.MULTICLASS:
-        return multiclass_report(outputs["probabilities"], np.asarray(data.y_test))
-    return multilabel_report(
-        outputs["probabilities"], data.y_test, config.threshold, outputs["logits"]
-    )
+        report = multiclass_report(outputs["probabilities"], np.asarray(data.y_test))
+    else:
+        report = multilabel_report(
+            outputs["probabilities"], data.y_test, config.threshold, outputs["logits"]
+        )
+    return {**report, "examples": len(data.y_test)}
+
+
+def calibrated(outputs: dict, temperature, task: str) -> dict[str, np.ndarray]:
+    """``outputs`` with logits divided by the temperature and probabilities recomputed: what
+    the export serves, so that the reported decisions are the served ones."""
+    logits = scale(outputs["logits"], temperature)
+    return {"logits": logits, "probabilities": probabilities(logits, task).astype(np.float32)}
 
 
 def calibration_report(model, head, info, data: Data, test_logits: np.ndarray) -> dict:
@@ -296,16 +309,18 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
             model.fit(
                 data.train, validation_data=data.validation, epochs=config.epochs,
                 initial_epoch=initial_epoch, shuffle=False,  # the pipeline shuffles
-                callbacks=fit_callbacks(config, run, history, data, head, info), verbose=verbose,
+                callbacks=fit_callbacks(config, run, history, data, head, info, verbose),
+                verbose=1 if verbose == 1 else 0,
             )  # fmt: skip
         seconds = time.perf_counter() - start
 
     # 5. Final evaluation on the test split; calibration on the validation split; metrics.
     outputs = predict_outputs(model, head, data.x_test)
-    report = final_report(outputs, head, info, config, data)
     calibration = None
     if config.calibrate and data.has_validation_split:
         calibration = calibration_report(model, head, info, data, outputs["logits"])
+        outputs = calibrated(outputs, calibration["temperature"], head.task)
+    report = final_report(outputs, head, info, config, data)
     run.save_final_model(model)
     if distributed.is_chief(strategy):
         write_final_metrics(run.logs, report, step=config.epochs, calibration=calibration)

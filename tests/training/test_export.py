@@ -151,3 +151,21 @@ def test_metadata_that_is_not_text_is_an_artifact_error(tmp_path):
     (tmp_path / "assets.extra" / "zoo.json").write_bytes(b'{"task": "\xc6\xff"}')
     with pytest.raises(ArtifactError, match="zoo.json is not UTF-8 text"):
         read_metadata(tmp_path)
+
+
+def test_reported_multilabel_decisions_are_the_ones_the_export_serves(tmp_path):
+    """The run's exact match and F1 decide on calibrated probabilities, as the export does."""
+    config = build_config(
+        {"model": "mlp", "dataset": "mnist_multilabel", "head": "sigmoid_logits", "epochs": 2,
+         "train_limit": 600, "test_limit": 300, "batch_size": 64, "threshold": 0.3,
+         "validation_split": 0.2, "runs_root": str(tmp_path / "runs"), "histogram_freq": 0}
+    )  # fmt: skip
+    run = train(config, verbose=0)
+    metrics = json.loads(run.metrics_path.read_text())
+    temperatures = np.asarray(metrics["calibration"]["temperature"])
+    assert np.abs(np.log(temperatures)).max() > 0.05, "a temperature that changes decisions"
+    path = export_run(run.path, name="digits", repo=tmp_path / "repo")
+    serving = tf.saved_model.load(str(path)).signatures["serving_default"]
+    images, targets = datasets.load_arrays("mnist_multilabel", "test", limit=300)
+    served = serving(images=tf.constant(images))["classes"].numpy()
+    assert metrics["test"]["exact_match"] == pytest.approx((served == targets).all(axis=1).mean())

@@ -115,6 +115,10 @@ def run_cli(*argv, capsys):
         ),
         (["--data-dir", "/nonexistent/data"], "Data folder '/nonexistent/data'"),
         (["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+        (["--weight-decay", "0.01"], "would do nothing: weight_decay applies to adamw and sgd"),
+        (["--focal-gamma", "1"], "would do nothing: focal_gamma applies with focal: true"),
+        (["--warmup-fraction", "0.1"], "warmup_fraction applies to the onecycle and cosine"),
+        (["--threshold", "0.3"], "threshold applies to multilabel decisions; 'mnist' is"),
     ],
 )
 def test_bad_train_input_exits_2_with_the_choices(argv, message, tmp_path, capsys):

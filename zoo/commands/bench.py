@@ -54,6 +54,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from zoo.startup import start_tensorflow
+
+    start_tensorflow()
     if args.which == "pipeline":
         from bench import pipeline
 

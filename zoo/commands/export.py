@@ -32,6 +32,9 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from zoo.startup import start_tensorflow
+
+    start_tensorflow()
     from training.config import load_yaml, parse_config
     from training.export import export_run
     from training.run_dir import RunDir

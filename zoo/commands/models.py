@@ -24,6 +24,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from zoo.startup import start_tensorflow
+
+    start_tensorflow()
     import models
 
     rows = []

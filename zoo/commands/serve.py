@@ -72,6 +72,9 @@ def run(args) -> int:
         from serving.workers import run_workers
 
         return run_workers(settings)
+    from zoo.startup import start_tensorflow
+
+    start_tensorflow()
     from serving import event_loop
     from serving.server import serve
 

@@ -50,8 +50,10 @@ def run(args) -> int:
     import sys
 
     from core.cpu import prefer_onednn_kernels
+    from zoo.startup import start_tensorflow
 
     prefer_onednn_kernels()  # before TensorFlow's import below
+    start_tensorflow()
     from training.config import TrainConfig, build_config, load_yaml
     from training.loop import train
     from training.run_dir import RunDir
@@ -72,6 +74,43 @@ def run(args) -> int:
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
     run_dir = train(config, resume=run_dir, verbose=verbose)
     if not args.quiet:
+        import json
+
+        from training.calibration import at_search_bound
+
+        metrics = json.loads(run_dir.metrics_path.read_text())
+        print(test_line(metrics))
+        print(calibration_line(metrics, config, at_search_bound))
         print(f"Run directory: {run_dir.path}")
         print(f"TensorBoard:   tensorboard --logdir {run_dir.logs}")
     return 0
+
+
+def test_line(metrics: dict) -> str:
+    """The final test figures: accuracy (multiclass) or mAP, F1 and exact match (multilabel)."""
+    test, examples = metrics["test"], metrics["test"]["examples"]
+    if "accuracy" in test:
+        top = next((f" (top-{k[3:-9]} {test[k]:.2%})" for k in test if k.endswith("_accuracy")), "")
+        return f"Test accuracy: {test['accuracy']:.2%}{top}, {examples:,} images"
+    return (f"Test: mAP {test['mAP']:.4f}, micro-F1 {test['micro_f1']:.4f}, exact match "
+            f"{test['exact_match']:.2%}, {examples:,} images")  # fmt: skip
+
+
+def calibration_line(metrics: dict, config, at_search_bound) -> str:
+    """The temperature and the test ECE before and after it, or why there is none."""
+    calibration = metrics.get("calibration")
+    if not config.calibrate:
+        return "Calibration:   off (calibrate: false); the export serves uncalibrated probabilities"
+    if calibration is None:
+        return ("Calibration:   none, no validation split to fit a temperature on (set "
+                "validation_split, e.g. --validation-split 0.05); the export serves T = 1")  # fmt: skip
+    temperature = calibration["temperature"]
+    shown = f"{temperature:.3f}" if isinstance(temperature, float) else "one per class"
+    before, after = calibration["test"]["before"], calibration["test"]["after"]
+    line = (f"Calibration:   temperature {shown} on {calibration['validation']['examples']:,} "
+            f"validation examples; test ECE {before['ece']:.2%} -> {after['ece']:.2%}, "
+            f"NLL {before['nll']:.4f} -> {after['nll']:.4f}")  # fmt: skip
+    if at_search_bound(temperature):
+        line += ("\nWarning: the temperature reached its search bound: the validation logits "
+                 "carry no usable confidence (constant, or every decision wrong).")  # fmt: skip
+    return line
