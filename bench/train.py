@@ -84,6 +84,7 @@ def zoo_run(config_name: str, seed: int, runs_root: str, **overrides) -> dict:
         "examples_per_second": examples / points[-1]["seconds"],
         "wall_seconds": wall,
         "cpu_kernels": json.loads(run.metrics_path.read_text())["cpu_kernels"],
+        "metrics_path": str(run.metrics_path),
     }
 
 

@@ -9,6 +9,8 @@ EXAMPLES = """
   zoo bench train               # keras-io recipe vs the zoo's configs, MNIST and Fashion-MNIST
   zoo bench train --quick       # 2 epochs each, one seed: a smoke run
   zoo bench train --data-dir ../shared/data   # where fashion_mnist.npz is
+  zoo bench cifar --data-dir DIR          # CIFAR-10 quick recipe (3 seeds) vs Keras' ResNet-20
+  zoo bench cifar --data-dir DIR --full   # and the full recipe (an hour more)
   zoo bench serve               # zoo serve vs Triton (peer), bare model, naive server, c=1-64
   scripts/setup-peer.sh         # once, before `zoo bench serve`: the peer's environment
 """
@@ -22,11 +24,13 @@ def add_parser(subparsers):
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("which", choices=["pipeline", "train", "serve"])
+    parser.add_argument("which", choices=["pipeline", "train", "cifar", "serve"])
     parser.add_argument("--quick", action="store_true", help="train: 2 epochs and one seed")
     parser.add_argument(
-        "--seeds", type=number_in(int, 1), default=3, help="train: seeds of the MNIST configs"
-    )
+        "--seeds", type=number_in(int, 1), default=3,
+        help="train: seeds of the MNIST configs; cifar: of the quick recipe",
+    )  # fmt: skip
+    parser.add_argument("--full", action="store_true", help="cifar: the full recipe too")
     parser.add_argument(
         "--fashion-seeds",
         type=number_in(int, 1),
@@ -34,7 +38,9 @@ def add_arguments(parser) -> None:
         help="train: seeds of the Fashion-MNIST config",
     )
     parser.add_argument(
-        "--data-dir", help="train: folder with fashion_mnist.npz (default: $ZOO_DATA_DIR)"
+        "--data-dir",
+        help="train: folder with fashion_mnist.npz; cifar: with cifar10/ "
+        "(the JPEG copy extracted) (default: $ZOO_DATA_DIR)",
     )
     parser.add_argument(
         "--max-requests", type=number_in(int, 1), default=3000, help="serve: per concurrency level"
@@ -70,6 +76,16 @@ def run(args) -> int:
             quick=args.quick,
             data_dir=args.data_dir,
         )
+    elif args.which == "cifar":
+        import os
+
+        from bench import cifar
+        from core.errors import ConfigError
+
+        data_dir = args.data_dir or os.environ.get("ZOO_DATA_DIR")
+        if not data_dir:
+            raise ConfigError("zoo bench cifar needs --data-dir DIR with cifar10/ in it.")
+        cifar.run(data_dir=data_dir, seeds=args.seeds, full=args.full)
     else:
         from bench import serve
 
