@@ -1,7 +1,7 @@
 # The prediction server: `zoo serve` on a mounted model repository, as a non-root user.
 #
 #   docker build -t zoo .
-#   docker run -p 8500:8500 -p 8502:8502 -v "$PWD/model_repo:/models:ro" zoo
+#   docker run -p 8500:8500 -p 8501:8501 -p 8502:8502 -v "$PWD/model_repo:/models:ro" zoo
 #
 # The set-up is scripts/setup.sh, the same pinned installation the README and CI use, less JAX
 # (ZOO_SETUP_JAX=0: only the GPU bench and its tests train on it). The image holds only what the
@@ -25,10 +25,11 @@ RUN ZOO_SETUP_JAX=0 scripts/setup.sh && rm -rf /root/.cache/pip
 RUN useradd --system --uid 10001 --home-dir /home/zoo --create-home zoo
 USER zoo
 
-# gRPC (TF Serving API, Open Inference Protocol, health, reflection) and Prometheus metrics. The
+# gRPC (TF Serving API, Open Inference Protocol, health, reflection), REST (both APIs) and
+# Prometheus metrics. The
 # metrics listen on all of the container's interfaces (outside a container they stay on
 # 127.0.0.1 by default): publish 8502 only to your scraper's network, since metrics carry no token.
-EXPOSE 8500 8502
+EXPOSE 8500 8501 8502
 VOLUME ["/models"]
 
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \

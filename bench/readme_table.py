@@ -1,7 +1,9 @@
-"""Renders the README's benchmark section from ``bench/results/*.json`` and writes it between the
-``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers, so the table always matches the
-committed results: one part per CPU kind the benchmarks ran on (``NAME-KIND.json``; the files
-without a kind in their name were measured on an Intel Xeon with AMX, before results had kinds).
+"""Renders the benchmark tables from ``bench/results/*.json``: the full tables into
+``bench/results/README.md`` (between ``<!-- bench:start -->`` and ``<!-- bench:end -->``) and one
+short table of targets per CPU kind into the top-level README (between ``<!-- headline:start -->``
+and ``<!-- headline:end -->``), so both always match the committed results. One part per CPU kind
+the benchmarks ran on (``NAME-KIND.json``; the files without a kind in their name were measured on
+an Intel Xeon with AMX, before results had kinds).
 
     python -m bench.readme_table
 """
@@ -13,7 +15,10 @@ from pathlib import Path
 from bench.report import RESULTS, as_runs, time_to
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+RESULTS_README = RESULTS / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+HEADLINE_START, HEADLINE_END = "<!-- headline:start -->", "<!-- headline:end -->"
+CIFAR_LABEL = "CIFAR-10 (JPEG q75 copy)"
 
 
 def _seconds(value) -> str:
@@ -356,6 +361,8 @@ def render() -> str:
         if "serve" in results:
             lines += [*serving_section(results["serve"]), ""]
             lines += [*peer_section(results["serve"]), ""]
+        if "cifar" in results and "quick" in results["cifar"]:
+            lines += [*cifar_section(results["cifar"]), ""]
         if "serve_start" in results:
             lines += [serve_start_line(results["serve_start"]), ""]
         if "reload" in results:
@@ -363,11 +370,107 @@ def render() -> str:
     return "\n".join(lines).rstrip()
 
 
+def cifar_section(cifar: dict) -> list[str]:
+    """The CIFAR-10 recipes and the Keras ResNet-20 example, with the quick recipe's targets."""
+    reference = cifar["reference"]
+    lines = [
+        f"**{CIFAR_LABEL}** (`bench/results/cifar*.json`; seconds from process start to the final "
+        "test accuracy; the zoo's per-epoch points are on its 2,500-image validation split):",
+        "",
+        "| run | test accuracy | seconds | test ECE before → after temperature |",
+        "|---|---|---|---|",
+        f"| Keras ResNet-20 v1 example, stopped at {reference['seconds'] / 60:.0f} min | "
+        f"{reference['points'][-1]['test_accuracy']:.2%} | {reference['wall_seconds']:.0f} | – |",
+    ]
+    runs = cifar["quick"]["runs"] + ([cifar["full"]["run"]] if "full" in cifar else [])
+    lines += [
+        f"| zoo `{run['config']}`, seed {run['seed']} | {run['test_accuracy']:.2%} | "
+        f"{run['wall_seconds']:.0f} | {run['test_ece_before']:.2%} → {run['test_ece_after']:.2%} |"
+        for run in runs
+    ]
+    return [*lines, "", *_target_table(cifar_targets(cifar))]
+
+
+def cifar_targets(cifar: dict) -> list[tuple[str, str, bool]]:
+    """``(target, measured, met)`` of the CIFAR-10 results."""
+    targets, seeds = cifar["quick"]["targets"], len(cifar["quick"]["runs"])
+    rows = [
+        (f"{CIFAR_LABEL}: quick recipe ≥ 90.0 % in ≤ 15 min (median of {seeds})",
+         f"{targets['median_test_accuracy']:.2%} in {targets['median_wall_seconds']:.0f} s",
+         targets["accuracy_met"]),
+        (f"… the Keras ResNet-20 example's accuracy at 15 min "
+         f"({targets['reference_accuracy_at_budget']:.2%}) in ≤ 1/4 of its time",
+         f"{targets['share_of_reference_time']:.2f} of it", targets["reference_met"]),
+        ("… test ECE after temperature scaling ≤ 1.5 %",
+         f"{targets['median_test_ece_before']:.2%} → {targets['median_test_ece_after']:.2%}",
+         targets["ece_met"]),
+    ]  # fmt: skip
+    if "full" in cifar:
+        run = cifar["full"]["run"]
+        rows.append((f"{CIFAR_LABEL}: full recipe ≥ 93.0 % in ≤ 60 min",
+                     f"{run['test_accuracy']:.2%} in {run['wall_seconds']:.0f} s",
+                     cifar["full"]["met"]))  # fmt: skip
+    return rows
+
+
+def _target_table(rows: list[tuple[str, str, bool]]) -> list[str]:
+    return ["| target | measured | met |", "|---|---|---|",
+            *(f"| {target} | {measured} | {_met(met)} |" for target, measured, met in rows)]  # fmt: skip
+
+
+def headline_rows(results: dict[str, dict]) -> list[tuple[str, str, bool]]:
+    """One CPU kind's main targets: MNIST, Fashion-MNIST, CIFAR-10 and serving against Triton."""
+    rows = []
+    train = results.get("train")
+    if train and "clock" in train:
+        targets, seeds = train["mnist"]["targets"], len(train["mnist"]["zoo"])
+        accuracy, ratio = targets["median_final_accuracy"], targets["median_wall_seconds_ratio"]
+        within = train["fashion_mnist"]["targets"]["zoo_accuracy_within_reference_wall"]
+        rows += [
+            (f"MNIST ≥ 99.5 % (median of {seeds}) in ≤ 1/3 of the keras-io reference's time",
+             f"{accuracy:.2%} in {ratio:.2f} of it", accuracy >= 0.995 and ratio <= 1 / 3),
+            ("Fashion-MNIST ≥ 93.5 % within the reference's time",
+             "–" if within is None else f"{within:.2%}", within is not None and within >= 0.935),
+        ]  # fmt: skip
+    if "cifar" in results and "quick" in results["cifar"]:
+        rows += cifar_targets(results["cifar"])
+    for comparison in (results.get("serve") or {}).get("peers", {}).values():
+        ratios = comparison["targets"]["qps_ratio_to_peer"].values()
+        rows.append((f"serving: QPS ≥ {comparison['peer']} at c=1 to 64",
+                     f"{min(ratios):.2f}× to {max(ratios):.2f}×",
+                     comparison["targets"]["qps_at_or_above_peer_everywhere"]))  # fmt: skip
+    return rows
+
+
+def _machine_label(results: dict[str, dict]) -> str:
+    machine = next(iter(results.values()))["machine"]
+    return f"{machine['cpu']}, {machine['cores']} cores"
+
+
+def render_headline() -> str:
+    """A short table of targets per CPU kind, for the top-level README."""
+    lines = []
+    for kind, results in sorted(results_by_kind().items()):
+        rows = headline_rows(results)
+        if rows:
+            lines += [
+                f"**{kind}** ({_machine_label(results)}):",
+                "",
+            ]
+            lines += [*_target_table(rows), ""]
+    return "\n".join(lines).rstrip()
+
+
+def _replace_between(path: Path, start_marker: str, end_marker: str, text: str) -> None:
+    content = path.read_text()
+    start, end = content.index(start_marker) + len(start_marker), content.index(end_marker)
+    path.write_text(content[:start] + "\n" + text + "\n" + content[end:])
+    print(f"updated {path}")
+
+
 def main() -> None:
-    text = README.read_text()
-    start, end = text.index(START) + len(START), text.index(END)
-    README.write_text(text[:start] + "\n" + render() + "\n" + text[end:])
-    print(f"updated {README}")
+    _replace_between(RESULTS_README, START, END, render())
+    _replace_between(README, HEADLINE_START, HEADLINE_END, render_headline())
 
 
 if __name__ == "__main__":

@@ -209,3 +209,65 @@ def test_the_gpu_recipe_has_its_own_part_with_a_row_per_run(tmp_path, monkeypatc
     assert "| mixed_bfloat16 | 0 | 25.0 s | 0.25 s | 200,000 | 25.5 s | 34.5 s | 94.12% |" in text
     assert "| float32 | 0 | 10.0 s | 0.50 s | 100,000 | 11.0 s | 20.0 s | 94.12% |" in text
     assert "TensorFlow" not in text  # no CPU part for a kind that ran only the GPU recipe
+
+
+def cifar_result() -> dict:
+    def quick(seed, accuracy, wall):
+        return {"config": "cifar10_airnet_quick", "seed": seed, "test_accuracy": accuracy,
+                "wall_seconds": wall, "test_ece_before": 0.15, "test_ece_after": 0.012}  # fmt: skip
+
+    return {
+        "machine": {
+            "cpu": "Intel Xeon",
+            "cores": 2,
+            "date": "2026-12-05 10:00:00 UTC",
+            "tensorflow": "2.21.0",
+        },
+        "data": "CIFAR-10 (JPEG q75 copy)",
+        "reference": {
+            "seconds": 900,
+            "wall_seconds": 905.0,
+            "points": [{"test_accuracy": 0.78, "wall_seconds": 905.0}],
+        },
+        "quick": {
+            "runs": [quick(0, 0.905, 800.0), quick(1, 0.899, 810.0), quick(2, 0.902, 790.0)],
+            "targets": {
+                "median_test_accuracy": 0.902,
+                "median_wall_seconds": 800.0,
+                "accuracy_met": True,
+                "reference_accuracy_at_budget": 0.78,
+                "share_of_reference_time": 0.21,
+                "reference_met": True,
+                "median_test_ece_before": 0.15,
+                "median_test_ece_after": 0.012,
+                "ece_met": True,
+            },
+        },
+    }
+
+
+def test_cifar_results_render_their_runs_and_the_headline(tmp_path, monkeypatch):
+    (tmp_path / "cifar-intel-amx.json").write_text(json.dumps(cifar_result()))
+    monkeypatch.setattr(readme_table, "RESULTS", tmp_path)
+    text = readme_table.render()
+    assert "| Keras ResNet-20 v1 example, stopped at 15 min | 78.00% | 905 | – |" in text
+    assert "| zoo `cifar10_airnet_quick`, seed 1 | 89.90% | 810 | 15.00% → 1.20% |" in text
+    assert "quick recipe ≥ 90.0 % in ≤ 15 min (median of 3) | 90.20% in 800 s | yes |" in text
+    headline = readme_table.render_headline()
+    assert headline.startswith("**intel-amx** (Intel Xeon, 2 cores):")
+    assert "(78.00%) in ≤ 1/4 of its time | 0.21 of it | yes |" in headline
+    assert "CIFAR-10 (JPEG q75 copy)" in headline, "every CIFAR figure carries the JPEG label"
+
+
+def test_main_writes_the_full_tables_and_the_headline_between_their_markers(tmp_path, monkeypatch):
+    (tmp_path / "cifar-intel-amx.json").write_text(json.dumps(cifar_result()))
+    readme, results_readme = tmp_path / "README.md", tmp_path / "results.md"
+    readme.write_text("intro\n<!-- headline:start -->\nold\n<!-- headline:end -->\nrest\n")
+    results_readme.write_text("top\n<!-- bench:start -->\nold\n<!-- bench:end -->\nend\n")
+    monkeypatch.setattr(readme_table, "RESULTS", tmp_path)
+    monkeypatch.setattr(readme_table, "README", readme)
+    monkeypatch.setattr(readme_table, "RESULTS_README", results_readme)
+    readme_table.main()
+    assert "old" not in readme.read_text() and "rest" in readme.read_text()
+    assert "| target | measured | met |" in readme.read_text()
+    assert "### intel-amx" in results_readme.read_text() and "end" in results_readme.read_text()
