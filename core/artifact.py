@@ -126,6 +126,9 @@ def signature_spec(task: str, input_shape, num_classes: int) -> dict[str, Signat
     return spec
 
 
+MAX_VERSION = 2**63 - 1  # TensorFlow Serving's versions are int64
+
+
 def parse_version(text: str) -> int | None:
     """A version number written in ASCII digits (a folder's name, a URL's or a request's field),
     or None for anything else. ``str.isdigit`` alone would also pass "²" (which ``int`` refuses)
@@ -133,13 +136,37 @@ def parse_version(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
 
 
+def version_folder_problem(name: str) -> str | None:
+    """Why a folder of digits is no version (a leading zero, beyond int64), or None if it is one
+    (or is no number at all)."""
+    number = parse_version(name)
+    if number is None:
+        return None
+    if str(number) != name:
+        return f"{name!r} has a leading zero; name the version folder {number}"
+    if number > MAX_VERSION:
+        return f"{name!r} is beyond int64, the largest version TensorFlow Serving's API carries"
+    return None
+
+
 def existing_versions(model_dir: str | os.PathLike) -> list[int]:
-    """The integer version folders of a model, ascending (hidden temporary folders are ignored)."""
+    """The version folders of a model, ascending: names of ASCII digits, without a leading zero,
+    within int64 (hidden temporary folders and others are ignored)."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return []
-    versions = (parse_version(p.name) for p in model_dir.iterdir() if p.is_dir())
+    names = [p.name for p in model_dir.iterdir() if p.is_dir()]
+    versions = (parse_version(n) for n in names if version_folder_problem(n) is None)
     return sorted(v for v in versions if v is not None)
+
+
+def ignored_version_folders(model_dir: str | os.PathLike) -> dict[str, str]:
+    """``{folder name: why}`` of the folders of digits that are no version."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return {}
+    problems = {p.name: version_folder_problem(p.name) for p in model_dir.iterdir() if p.is_dir()}
+    return {name: why for name, why in problems.items() if why}
 
 
 def version_stamp(version_dir: str | os.PathLike) -> float:

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from core.artifact import versions_on_disk
+from core.artifact import ignored_version_folders, versions_on_disk
 from core.errors import ConfigError
 from core.settings import validation_message
 from serving.errors import NotFound
@@ -171,6 +171,7 @@ class ModelRepository:
         self.loaded: dict[str, dict[int, LoadedVersion]] = {}
         self.status: dict[str, dict[int, VersionStatus]] = {}
         self.on_unload = on_unload or (lambda version: None)
+        self.ignored_logged: set[tuple[str, str]] = set()  # (model, folder): said once
 
     def replace_configs(self, configs: list[ModelConfig]) -> None:
         """A new model list (the model config file changed): models no longer listed, or listed
@@ -203,6 +204,10 @@ class ModelRepository:
 
     async def _sync_model(self, config: ModelConfig) -> None:
         on_disk = versions_on_disk(config.base_path)
+        for name, why in ignored_version_folders(config.base_path).items():
+            if (config.name, name) not in self.ignored_logged:
+                self.ignored_logged.add((config.name, name))
+                log.warning("Model %s: folder %s ignored: %s", config.name, name, why)
         statuses = self.status.setdefault(config.name, {})
         self.loaded.setdefault(config.name, {})
 

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 import models
 from core.artifact import (
+    MAX_VERSION,
     NAME_PATTERN,
     Calibration,
     InputInfo,
@@ -144,8 +145,11 @@ def export_run(
         raise ExportError(f"--repo {str(repo)!r} is a file; give the repository's folder.")
     model_dir = repo / name
     versions = existing_versions(model_dir)
-    if version is not None and version < 1:
-        raise ExportError(f"Version must be a positive integer. Received: version={version}")
+    if version is not None and not 1 <= version <= MAX_VERSION:
+        raise ExportError(
+            f"Version must be an integer from 1 to {MAX_VERSION} (int64, as TensorFlow Serving's "
+            f"API carries it). Received: version={version}"
+        )
     if version is not None and (model_dir / str(version)).exists():
         raise ExportError(
             f"{model_dir / str(version)} already exists; versions are immutable. Existing "

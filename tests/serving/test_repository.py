@@ -1,6 +1,7 @@
 """The model repository: hot reload under load, failed loads, removal, policies and labels."""
 
 import gc
+import logging
 import re
 import shutil
 import threading
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from helpers import loopback_settings
 
-from core.artifact import existing_versions, versions_on_disk
+from core.artifact import existing_versions, ignored_version_folders, versions_on_disk
 from serving.client import PredictionClient, predict_request
 from serving.repository import ModelConfigError, VersionPolicy, read_model_config
 from serving.server import ServerThread
@@ -92,6 +93,32 @@ def test_only_folders_named_in_ascii_digits_are_versions(tmp_path):
         (tmp_path / name / "saved_model.pb").write_bytes(b"")
     assert existing_versions(tmp_path) == [1]
     assert list(versions_on_disk(tmp_path)) == [1]
+
+
+def test_a_version_beyond_int64_or_with_a_leading_zero_is_skipped_and_said_once(
+    make_repo, test_images, caplog
+):
+    repo = make_repo([1])
+    beyond = str(2**70)
+    for name in (beyond, "000123"):
+        shutil.copytree(repo / "mnist" / "1", repo / "mnist" / name)
+    assert ignored_version_folders(repo / "mnist") == {
+        beyond: f"{beyond!r} is beyond int64, the largest version TensorFlow Serving's API carries",
+        "000123": "'000123' has a leading zero; name the version folder 123",
+    }
+    with (
+        caplog.at_level(logging.WARNING, logger="zoo.serving"),
+        ServerThread(loopback_settings(repo)) as running,
+    ):
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        time.sleep(0.5)  # a few polls
+        assert served_version(client, test_images[0][:1]) == 1
+        assert [s.version for s in client.status("mnist")] == [1]
+    said = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
+    assert sorted(said) == sorted(
+        f"Model mnist: folder {name} ignored: {why}"
+        for name, why in ignored_version_folders(repo / "mnist").items()
+    )
 
 
 def test_removed_version_is_unloaded(make_repo, test_images):

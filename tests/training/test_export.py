@@ -144,6 +144,10 @@ def test_export_cli_errors_exit_2(tmp_path, capsys, mnist_run):
     (unfinished / "run.json").write_text("{}")
     assert cli.main(["export", str(unfinished), "--name", "m", "--repo", str(tmp_path)]) == 2
     assert "did not finish" in capsys.readouterr().err
+    argv = ["export", str(mnist_run.path), "--repo", str(tmp_path), "--version", str(2**70)]
+    assert cli.main(argv) == 2
+    assert "Version must be an integer from 1 to 9223372036854775807" in capsys.readouterr().err
+    assert not (tmp_path / "mnist").exists() or not list((tmp_path / "mnist").iterdir())
 
 
 def test_metadata_that_is_not_text_is_an_artifact_error(tmp_path):
