@@ -11,3 +11,13 @@ class DatasetError(ZooError):
 
 class ConfigError(ZooError):
     """A config file, flag or setting names something that does not exist or does not fit."""
+
+
+SHOWN_CHARACTERS = 200
+
+
+def shown(value, limit: int = SHOWN_CHARACTERS) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters: a message echoes what
+    it refuses, but never megabytes of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

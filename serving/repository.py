@@ -13,11 +13,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
+from core import yaml_text
 from core.artifact import ignored_version_folders, versions_on_disk
-from core.errors import ConfigError
+from core.errors import ConfigError, shown
 from core.settings import validation_message
 from serving.errors import NotFound
 from serving.runtime import LoadedVersion
@@ -91,8 +91,8 @@ def read_model_config(path: str, defaults: BatchingOptions) -> list[ModelConfig]
     """Models from a YAML file: ``models: {NAME: {base_path, version_policy, version_labels,
     batching}}``; relative base paths are relative to the file."""
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        data = yaml_text.load(Path(path).read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml_text.YamlError) as error:
         raise ModelConfigError(f"Cannot read model config {path!r}: {error}") from None
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict) or not models:
@@ -101,7 +101,9 @@ def read_model_config(path: str, defaults: BatchingOptions) -> list[ModelConfig]
     for name, spec in models.items():
         spec = spec or {}
         if not isinstance(spec, dict):
-            raise ModelConfigError(f"Model {name!r}: expected a mapping of keys, got {spec!r}.")
+            raise ModelConfigError(
+                f"Model {shown(name)}: expected a mapping of keys, got {shown(spec)}."
+            )
         unknown = set(spec) - {"base_path", "version_policy", "version_labels", "batching"}
         if unknown:
             raise ModelConfigError(

@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core import yaml_text
 from core.errors import ConfigError
 from core.settings import validation_message
 from training.run_dir import write_atomic
@@ -283,8 +284,8 @@ def load_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"Config file {str(path)!r} does not exist.")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        data = yaml_text.load(path.read_text()) or {}
+    except (UnicodeDecodeError, yaml_text.YamlError) as error:
         raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {str(path)!r} must hold a mapping of keys to values.")

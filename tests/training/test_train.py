@@ -115,6 +115,7 @@ def run_cli(*argv, capsys):
         ),
         (["--data-dir", "/nonexistent/data"], "Data folder '/nonexistent/data'"),
         (["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+        (["--model-options", "{dropout: ["], "argument --model-options: not YAML"),
         (["--weight-decay", "0.01"], "would do nothing: weight_decay applies to adamw and sgd"),
         (["--focal-gamma", "1"], "would do nothing: focal_gamma applies with focal: true"),
         (["--warmup-fraction", "0.1"], "warmup_fraction applies to the onecycle and cosine"),

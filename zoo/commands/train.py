@@ -16,9 +16,12 @@ EXAMPLES = """
 def _parse_mapping(text: str) -> dict:
     import argparse
 
-    import yaml
+    from core import yaml_text
 
-    value = yaml.safe_load(text)
+    try:
+        value = yaml_text.load(text)
+    except yaml_text.YamlError as error:
+        raise argparse.ArgumentTypeError(f"not YAML ({error})") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(
             f"expected a YAML mapping such as '{{dropout: 0.3}}', got {text!r}"
