@@ -1,7 +1,7 @@
 """The server: gRPC (both protocols, health, reflection) and REST front ends on one event loop,
 with TLS, token auth, metrics and hot reload.
 
-``serve(settings)`` runs until SIGTERM/SIGINT: it then reports NOT_SERVING, stops accepting,
+``serve(settings)`` runs until SIGTERM/SIGINT/SIGHUP: it then reports NOT_SERVING, stops accepting,
 lets in-flight requests finish (up to ``grace_seconds``) and returns. ``ServerThread`` runs the
 same server on a background thread, for tests and benchmarks.
 """
@@ -9,7 +9,6 @@ same server on a background thread, for tests and benchmarks.
 import asyncio
 import contextlib
 import logging
-import signal
 import ssl
 import threading
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from serving.open_files import raise_open_files_limit
 from serving.rest import RestApi
 from serving.settings import ServerSettings
 from serving.tfserving_servicer import ModelServicer, PredictionServicer
+from serving.workers import STOP_SIGNALS
 
 log = logging.getLogger("zoo.serving")
 
@@ -158,7 +158,7 @@ async def serve(
             "Raised the open-files limit from %d to %d (a connection holds one)", before, limit
         )
     with contextlib.suppress(ValueError, RuntimeError):  # only possible in the main thread
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     metrics = ServerMetrics()
     health_servicer = health.aio.HealthServicer()

@@ -9,8 +9,9 @@ threads are divided between them. The client sees one server:
 - metrics: the workers write prometheus-client's multiprocess files and the supervisor serves
   their sum on the metrics port;
 - hot reload: every worker polls the repository and switches versions by itself;
-- SIGTERM/SIGINT: forwarded to every worker, which drains its in-flight requests (one still
-  starting exits at once); the supervisor exits 0 when all of them did;
+- SIGTERM/SIGINT/SIGHUP: forwarded once to every worker, which drains its in-flight requests (one
+  still starting exits at once); the supervisor exits 0 when all of them did. A worker whose
+  supervisor dies (even of SIGKILL) is sent SIGTERM by the kernel, so none is left serving alone;
 - a worker that dies after it served (killed for memory, a crash in native code) is replaced, as
   gunicorn and uvicorn replace theirs, so the server keeps its capacity; one that dies before it
   served failed to start (a busy port, a broken repository), which a replacement would repeat:
@@ -18,11 +19,13 @@ threads are divided between them. The client sees one server:
 """
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -33,7 +36,8 @@ from serving.settings import ServerSettings
 
 log = logging.getLogger("zoo.serving")
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def _exit_before_serving(_signum, _frame):
@@ -48,13 +52,23 @@ def _import_tensorflow() -> None:
     tf.config.list_physical_devices()  # the moment TensorFlow logs its CUDA probe
 
 
-def _worker(settings: ServerSettings, threads: int, listening, serving) -> None:
+def _die_with_supervisor(supervisor: int) -> None:
+    """Asks the kernel (Linux) to send this process SIGTERM when its parent dies; exits at once
+    if the parent died before the request."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:
+        raise SystemExit(0)
+
+
+def _worker(settings: ServerSettings, threads: int, listening, serving, supervisor: int) -> None:
     """One worker process: TensorFlow limited to its share of the cores, then the server, whose
     own signal handlers replace ``_exit_before_serving`` as soon as it runs. ``listening`` (a
     shared flag) tells the supervisor that the stop signals have a handler from now on,
     ``serving`` that the server has started."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, _exit_before_serving)
+    _die_with_supervisor(supervisor)
     listening.value = 1
     start_quietly(_import_tensorflow)
     import tensorflow as tf
@@ -95,7 +109,9 @@ def run_workers(settings: ServerSettings) -> int:
     def start_worker(index: int) -> _Slot:
         listening, serving = context.RawValue("b", 0), context.RawValue("b", 0)
         process = context.Process(
-            target=_worker, args=(settings, threads, listening, serving), name=f"zoo-worker-{index}"
+            target=_worker,
+            args=(settings, threads, listening, serving, os.getpid()),
+            name=f"zoo-worker-{index}",
         )
         process.start()
         return _Slot(process, listening, serving)
@@ -106,6 +122,8 @@ def run_workers(settings: ServerSettings) -> int:
     metrics_server = None
 
     def forward(signum, _frame=None):
+        if stopping.is_set():  # once: a second signal would kill a worker that is draining
+            return
         stopping.set()
         for slot in slots:
             args = (slot.process, slot.listening, signum)

@@ -63,9 +63,9 @@ class Supervisor:
             assert time.monotonic() < deadline and self.process.poll() is None, "".join(self.lines)
             time.sleep(0.05)
 
-    def terminate(self) -> tuple[int, str]:
-        """SIGTERM; the exit code and the whole log."""
-        self.process.send_signal(signal.SIGTERM)
+    def terminate(self, signum: int = signal.SIGTERM) -> tuple[int, str]:
+        """``signum`` (SIGTERM); the exit code and the whole log."""
+        self.process.send_signal(signum)
         code = self.process.wait(timeout=60)
         self.reader.join(timeout=10)
         return code, "".join(self.lines)
@@ -116,6 +116,31 @@ def test_sigterm_while_the_workers_start_stops_them_cleanly(make_repo):
     assert "Workers exited with [0, 0]" in log
 
 
+def worker_processes(supervisor: Supervisor) -> list[psutil.Process]:
+    children = psutil.Process(supervisor.process.pid).children()
+    return [w for w in children if "spawn_main" in " ".join(w.cmdline())]
+
+
+def test_sighup_stops_the_supervisor_and_every_worker_cleanly(make_repo):
+    supervisor = Supervisor(make_repo(), free_port(), free_port(), free_port())
+    supervisor.wait_for("Serving ['mnist']", count=2)
+    workers = worker_processes(supervisor)
+    code, log = supervisor.terminate(signal.SIGHUP)
+    assert code == 0, log[-2000:]
+    assert "Workers exited with [0, 0]" in log
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(make_repo):
+    supervisor = Supervisor(make_repo(), free_port(), free_port(), free_port())
+    supervisor.wait_for("Serving ['mnist']", count=2)
+    workers = worker_processes(supervisor)
+    supervisor.process.kill()
+    supervisor.process.wait(timeout=10)
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"workers {[w.pid for w in alive]} went on serving without a supervisor"
+
+
 def test_a_worker_that_dies_is_replaced(make_repo, test_images):
     """A worker killed while serving (the OOM killer, a crash in native code) gets a successor,
     so the server keeps its capacity; SIGTERM still stops every worker cleanly after."""
@@ -123,8 +148,7 @@ def test_a_worker_that_dies_is_replaced(make_repo, test_images):
     supervisor = Supervisor(make_repo(), port, free_port(), free_port())
     try:
         supervisor.wait_for("Serving ['mnist']", count=2)
-        workers = psutil.Process(supervisor.process.pid).children()
-        victim = next(w for w in workers if "spawn_main" in " ".join(w.cmdline()))
+        victim = worker_processes(supervisor)[0]
         victim.kill()
         supervisor.wait_for("exited with code -9; starting a replacement")
         supervisor.wait_for("Serving ['mnist']", count=3)
