@@ -22,6 +22,7 @@ import keras
 from keras import ops
 
 from core.outputs import MULTICLASS, MULTILABEL
+from models.layers import HorizontalFlip
 from models.losses import BinaryFocalLoss, CategoricalFocalLoss
 
 
@@ -144,10 +145,24 @@ class Head:
             f"loss='auto' (the head's own loss) or build the model with head={matching!r}."
         )
 
-    def inference_outputs(self, model: keras.Model) -> keras.Model:
+    def inference_outputs(self, model: keras.Model, flip_average: bool = False) -> keras.Model:
         """A model with outputs ``{"probabilities", "logits"}`` sharing ``model``'s weights;
-        ``core.outputs.decide`` turns the probabilities into class decisions."""
+        ``core.outputs.decide`` turns the probabilities into class decisions.
+
+        Args:
+            flip_average: average the logits of each image and of its mirror image (left to
+                right), the test-time augmentation of airbench; twice the inference cost.
+                Defaults to False.
+        """
         logits = model.get_layer("logits").output
+        if flip_average:
+            scorer = keras.Model(model.input, logits)
+            images = keras.Input(model.input.shape[1:], dtype=model.input.dtype)
+            mirrored = scorer(HorizontalFlip()(images))
+            logits = keras.layers.Average(name="logits")([scorer(images), mirrored])
+            activation = keras.activations.get(self.activation)
+            probabilities = keras.layers.Activation(activation, name="probabilities")(logits)
+            return keras.Model(images, {"probabilities": probabilities, "logits": logits})
         probabilities = model.output if not self.from_logits else None
         if probabilities is None:
             activation = keras.activations.get(self.activation)

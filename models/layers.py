@@ -92,3 +92,11 @@ class FusedBatchNorm(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class HorizontalFlip(keras.layers.Layer):
+    """Mirrors NHWC images left to right (always: test-time augmentation, not a random one)."""
+
+    def call(self, images):
+        return ops.flip(images, axis=2)

@@ -81,6 +81,10 @@ class TrainConfig(BaseModel):
     augmentation: str = Field(
         "none", description="none, shift (digits) or flip_shift (natural images)"
     )
+    test_time_flip: bool = Field(
+        False, description="predict from the mean logits of each image and its mirror image: "
+        "the final test, calibration and the export (twice the inference cost)"
+    )  # fmt: skip
     validation_split: float = Field(
         0.0,
         ge=0,

@@ -63,6 +63,7 @@ def build_archive(
     info: datasets.DatasetInfo,
     threshold: float,
     temperature: float | list[float] = 1.0,
+    flip: bool = False,
 ) -> keras.export.ExportArchive:
     """The SavedModel's endpoints around ``model``: preprocessing, calibrated probabilities, their
     logarithm, raw logits and classes.
@@ -70,8 +71,10 @@ def build_archive(
     Args:
         temperature: divides the logits before the activation; one number, or one per class
             (multilabel). Defaults to 1 (no calibration).
+        flip: average each image's logits with its mirror image's (``test_time_flip``).
+            Defaults to False.
     """
-    inference = head.inference_outputs(model)
+    inference = head.inference_outputs(model, flip_average=flip)
     archive = keras.export.ExportArchive()
     archive.track(inference)
     inverse_temperature = tf.constant(1.0 / np.asarray(temperature, np.float64), tf.float32)
@@ -192,7 +195,9 @@ def export_run(
     except OSError as error:
         raise ExportError(f"Cannot write into {str(model_dir)!r}: {error.strerror}.") from None
     try:
-        archive = build_archive(model, head, info, config.threshold, temperature)
+        archive = build_archive(
+            model, head, info, config.threshold, temperature, config.test_time_flip
+        )
         archive.write_out(str(staging), verbose=False)
         os.chmod(staging, 0o755)
         return _publish(staging, model_dir, metadata, version)

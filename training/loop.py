@@ -199,9 +199,10 @@ def fit_callbacks(config, run: RunDir, history: list[dict], data: Data, head, in
     ]  # fmt: skip
 
 
-def predict_outputs(model, head, images: np.ndarray) -> dict[str, np.ndarray]:
-    """``{"probabilities", "logits"}`` of ``images`` (uint8), float32 numpy arrays."""
-    outputs = head.inference_outputs(model).predict(
+def predict_outputs(model, head, images: np.ndarray, flip: bool = False) -> dict[str, np.ndarray]:
+    """``{"probabilities", "logits"}`` of ``images`` (uint8), float32 numpy arrays (``flip``:
+    averaged with their mirror images' logits)."""
+    outputs = head.inference_outputs(model, flip_average=flip).predict(
         pipeline.image_batches(images, EVAL_BATCH_SIZE), verbose=0
     )
     return {name: np.asarray(value, np.float32) for name, value in outputs.items()}
@@ -225,7 +226,7 @@ def calibrated(outputs: dict, temperature, task: str) -> dict[str, np.ndarray]:
     return {"logits": logits, "probabilities": probabilities(logits, task).astype(np.float32)}
 
 
-def calibration_report(model, head, info, data: Data, test_logits: np.ndarray) -> dict:
+def calibration_report(model, head, info, data: Data, test_logits: np.ndarray, flip: bool) -> dict:
     """Temperature scaling fitted on the validation split, reported on validation and test."""
 
     def targets(labels):  # a sigmoid head on a multiclass dataset calibrates one-vs-rest
@@ -233,7 +234,7 @@ def calibration_report(model, head, info, data: Data, test_logits: np.ndarray) -
             return np.asarray(labels)
         return np.eye(info.num_classes)[np.asarray(labels)]
 
-    validation_logits = predict_outputs(model, head, data.x_val)["logits"]
+    validation_logits = predict_outputs(model, head, data.x_val, flip)["logits"]
     return calibrate(
         (validation_logits, targets(data.y_val)), (test_logits, targets(data.y_test)), head.task
     )
@@ -315,10 +316,12 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
         seconds = time.perf_counter() - start
 
     # 5. Final evaluation on the test split; calibration on the validation split; metrics.
-    outputs = predict_outputs(model, head, data.x_test)
+    outputs = predict_outputs(model, head, data.x_test, config.test_time_flip)
     calibration = None
     if config.calibrate and data.has_validation_split:
-        calibration = calibration_report(model, head, info, data, outputs["logits"])
+        calibration = calibration_report(
+            model, head, info, data, outputs["logits"], config.test_time_flip
+        )
         outputs = calibrated(outputs, calibration["temperature"], head.task)
     report = final_report(outputs, head, info, config, data)
     run.save_final_model(model)

@@ -55,6 +55,21 @@ def test_model_with_head(name, head_name, tmp_path):
     np.testing.assert_allclose(restored(x, training=False).numpy(), outputs, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("head_name", ["softmax", "sigmoid_logits"])
+def test_flip_averaged_outputs_average_the_logits_of_each_image_and_its_mirror(head_name):
+    head = get_head(head_name)
+    model = models.create_model("mnist_fastnet", head=head_name)
+    x = tiny_batch(model)
+    plain = head.inference_outputs(model)
+    averaged = head.inference_outputs(model, flip_average=True)(x)
+    expected = (plain(x)["logits"].numpy() + plain(x[:, :, ::-1])["logits"].numpy()) / 2
+    np.testing.assert_allclose(averaged["logits"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    activation = tf.nn.softmax if head.activation == "softmax" else tf.sigmoid
+    np.testing.assert_allclose(averaged["probabilities"].numpy(),
+                               activation(expected).numpy(), rtol=1e-5, atol=1e-7)  # fmt: skip
+    assert not np.allclose(expected, plain(x)["logits"].numpy()), "the mirror image counts"
+
+
 @pytest.mark.parametrize("head_name", list(HEADS))
 def test_inference_outputs_apply_the_activation_exactly_once(head_name):
     head = get_head(head_name)

@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -173,3 +174,23 @@ def test_reported_multilabel_decisions_are_the_ones_the_export_serves(tmp_path):
     images, targets = datasets.load_arrays("mnist_multilabel", "test", limit=300)
     served = serving(images=tf.constant(images))["classes"].numpy()
     assert metrics["test"]["exact_match"] == pytest.approx((served == targets).all(axis=1).mean())
+
+
+def test_a_run_with_test_time_flip_exports_and_reports_mirror_averaged_logits(tmp_path):
+    config = build_config(
+        {"model": "mnist_fastnet", "epochs": 1, "train_limit": 256, "test_limit": 64,
+         "batch_size": 64, "test_time_flip": True, "validation_split": 0.25,
+         "runs_root": str(tmp_path / "runs"), "histogram_freq": 0}
+    )  # fmt: skip
+    run = train(config, verbose=0)
+    model = run.load_model(run.model_path, compile=False)
+    path = export_run(run.path, name="mnist", repo=tmp_path / "repo")
+    serving = tf.saved_model.load(str(path)).signatures["serving_default"]
+    images, labels = datasets.load_arrays("mnist", "test", limit=64)
+    served = serving(images=tf.constant(images))["logits"].numpy()
+    x = images.astype(np.float32) / 255
+    scorer = keras.Model(model.input, model.get_layer("logits").output)
+    expected = (scorer(x).numpy() + scorer(x[:, :, ::-1]).numpy()) / 2
+    np.testing.assert_allclose(served, expected, rtol=1e-4, atol=1e-4)
+    metrics = json.loads(run.metrics_path.read_text())
+    assert metrics["test"]["accuracy"] == pytest.approx((served.argmax(axis=1) == labels).mean())
