@@ -25,12 +25,14 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
+from core.errors import ConfigError
 from core.quiet import start_quietly
 from serving.settings import ServerSettings
 
@@ -94,12 +96,33 @@ class _Slot:
     serving: object
 
 
+def ensure_ports_free(settings: ServerSettings) -> None:
+    """ConfigError naming the port when another program holds the gRPC or REST port. The workers
+    bind with SO_REUSEPORT, which would let them join another server's sockets on that port (and
+    take part of its traffic); a plain bind first makes that a refusal."""
+    for what, port in (("gRPC", settings.port), ("REST", settings.rest_port)):
+        if port <= 0:
+            continue
+        family, kind, proto, _, address = socket.getaddrinfo(
+            settings.host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            try:
+                probe.bind(address)
+            except OSError as error:
+                raise ConfigError(
+                    f"Cannot serve {what} on {settings.host}:{port}: {error.strerror}. Another "
+                    "program holds the port; only the workers of one zoo serve share a port."
+                ) from None
+
+
 def run_workers(settings: ServerSettings) -> int:
-    """Runs ``settings.worker_count`` workers until SIGTERM/SIGINT; returns the exit code."""
+    """Runs ``settings.worker_count`` workers until a stop signal; returns the exit code."""
     from prometheus_client import multiprocess
 
     from serving.metrics import serve_workers_metrics
 
+    ensure_ports_free(settings)
     count = settings.worker_count
     threads = max(1, len(os.sched_getaffinity(0)) // count)
     metrics_dir = tempfile.mkdtemp(prefix="zoo-metrics-")

@@ -174,3 +174,20 @@ def test_workers_that_cannot_start_stop_the_server_with_exit_1(make_repo):
     assert code == 1, log[-2000:]
     assert "before it served; stopping the others" in log
     assert "starting a replacement" not in log
+
+
+def test_a_second_server_on_a_port_held_by_workers_refuses_to_start(make_repo):
+    port, repo = free_port(), make_repo()
+    supervisor = Supervisor(repo, port, free_port(), free_port())
+    try:
+        supervisor.wait_for("Serving ['mnist']", count=2)
+        second = Supervisor(repo, port, free_port(), free_port())
+        code = second.process.wait(timeout=60)
+        second.reader.join(timeout=10)
+        log = "".join(second.lines)
+        assert code == 2, log
+        assert f"Cannot serve gRPC on 127.0.0.1:{port}: Address already in use" in log
+        assert "Traceback" not in log
+    finally:
+        code, log = supervisor.terminate()
+    assert code == 0 and "Workers exited with [0, 0]" in log
