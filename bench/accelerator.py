@@ -43,7 +43,6 @@ from bench.timing import ROOT, timed_process, with_wall_seconds
 JAX_SITE = ROOT / ".venv" / "jax-site"
 DEFAULT_CONFIG = "configs/cifar10_airnet.yaml"
 TARGET = 0.94
-MAX_SHIFT = 2
 EVAL_BATCH_SIZE = 1000
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16", "float16")
 # Settings that change the numbers, recorded with them where set.
@@ -64,8 +63,11 @@ def generated_cifar(count: int, seed: int, num_classes: int = 10):
     return images, labels.astype(np.int64)
 
 
-def augment(images: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """Whole-array augmentation of NHWC uint8 images: ``none``, ``shift`` or ``flip_shift``.
+def augment(
+    images: np.ndarray, kind: str, rng: np.random.Generator, max_shift: int = 2
+) -> np.ndarray:
+    """Whole-array augmentation of NHWC uint8 images: ``none``, ``shift`` or ``flip_shift``
+    (shifts of up to ``max_shift`` pixels, zero fill).
 
     Images are grouped by their drawn offset and each group moved by one slice of the padded
     array: 25 block copies, where an index per pixel would gather 150 million of them.
@@ -73,8 +75,8 @@ def augment(images: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarr
     if kind == "none":
         return images
     count, height, width = images.shape[:3]
-    padded = np.pad(images, ((0, 0), (MAX_SHIFT, MAX_SHIFT), (MAX_SHIFT, MAX_SHIFT), (0, 0)))
-    offsets = rng.integers(0, 2 * MAX_SHIFT + 1, (count, 2))
+    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
+    offsets = rng.integers(0, 2 * max_shift + 1, (count, 2))
     shifted = np.empty_like(images)
     for top, left in np.unique(offsets, axis=0):
         chosen = np.flatnonzero((offsets[:, 0] == top) & (offsets[:, 1] == left))
@@ -86,7 +88,9 @@ def augment(images: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarr
     return shifted
 
 
-def augment_in_parallel(images, kind: str, rng: np.random.Generator, pool, parts: int):
+def augment_in_parallel(
+    images, kind: str, rng: np.random.Generator, pool, parts: int, max_shift: int = 2
+):
     """:func:`augment` on ``pool``'s threads, ``parts`` contiguous slices each with its own
     generator spawned from ``rng`` (numpy's block copies release the GIL: they run together)."""
     if kind == "none":
@@ -94,7 +98,8 @@ def augment_in_parallel(images, kind: str, rng: np.random.Generator, pool, parts
     bounds = np.linspace(0, len(images), parts + 1).astype(int)
     slices = [images[start:stop] for start, stop in itertools.pairwise(bounds)]
     rngs = rng.spawn(len(slices))
-    return np.concatenate(list(pool.map(augment, slices, [kind] * len(slices), rngs)))
+    shifts = [max_shift] * len(slices)
+    return np.concatenate(list(pool.map(augment, slices, [kind] * len(slices), rngs, shifts)))
 
 
 def accelerator_kind(device) -> str:
@@ -181,8 +186,9 @@ def train(config, arrays, *, precision: str) -> dict:
         def next_images():
             """The next epoch's augmented images, made while this epoch trains."""
             return prefetch.submit(
-                augment_in_parallel, x_train, config.augmentation, next(epoch_rngs), pool, workers
-            )
+                augment_in_parallel, x_train, config.augmentation, next(epoch_rngs), pool, workers,
+                config.max_shift,
+            )  # fmt: skip
 
         pending = next_images()
         for epoch in range(1, config.epochs + 1):

@@ -81,6 +81,9 @@ class TrainConfig(BaseModel):
     augmentation: str = Field(
         "none", description="none, shift (digits) or flip_shift (natural images)"
     )
+    max_shift: int = Field(
+        2, ge=1, le=16, description="largest shift in pixels of the shift augmentations"
+    )
     test_time_flip: bool = Field(
         False, description="predict from the mean logits of each image and its mirror image: "
         "the final test, calibration and the export (twice the inference cost)"
@@ -248,6 +251,8 @@ def _check_no_op_options(config: TrainConfig, task: str) -> None:
         idle.append("weight_decay applies to adamw and sgd, not adam (use optimizer: adamw)")
     if not config.focal and config.focal_gamma != defaults["focal_gamma"].default:
         idle.append("focal_gamma applies with focal: true")
+    if config.augmentation == "none" and config.max_shift != defaults["max_shift"].default:
+        idle.append("max_shift applies to the shift and flip_shift augmentations")
     if (
         config.schedule == "constant"
         and config.warmup_fraction != defaults["warmup_fraction"].default

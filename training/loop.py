@@ -69,7 +69,8 @@ def train_pipeline(config: TrainConfig, info: datasets.DatasetInfo, label_format
     that every worker takes the same number of steps."""
     return pipeline.make_pipeline(
         images, labels, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-        augmentation=config.augmentation, drop_remainder=config.strategy == "multiworker",
+        augmentation=config.augmentation, max_shift=config.max_shift,
+        drop_remainder=config.strategy == "multiworker",
         one_hot_classes=one_hot_classes(info, label_format),
     )  # fmt: skip
 

@@ -1,6 +1,7 @@
 """The tf.data pipeline: batching, scaling, shuffling, one-hot labels and augmentation."""
 
 import numpy as np
+import pytest
 from helpers import random_images
 
 from training.datasets.pipeline import image_batches, load, make_pipeline
@@ -62,10 +63,38 @@ def test_shift_augmentation_moves_pixels_and_keeps_shape():
     np.testing.assert_allclose(x.sum(axis=(1, 2, 3)), 64.0)
 
 
-def test_flip_shift_for_colour_images():
-    images = random_images(8, (32, 32, 3))
-    x, _ = collect(make_pipeline(images, np.arange(8), batch_size=8, augmentation="flip_shift"))
-    assert x.shape == (8, 32, 32, 3) and x.min() >= 0.0 and x.max() <= 1.0
+def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``image`` moved down ``dy`` and right ``dx`` pixels, zero fill."""
+    height, width = image.shape[:2]
+    padded = np.pad(image, ((abs(dy), abs(dy)), (abs(dx), abs(dx)), (0, 0)))
+    top, left = abs(dy) - dy, abs(dx) - dx
+    return padded[top : top + height, left : left + width]
+
+
+def how_augmented(original: np.ndarray, result: np.ndarray, max_shift: int):
+    """``(flipped, dy, dx)`` that turn ``original`` into ``result``, or None."""
+    for flipped in (False, True):
+        source = original[:, ::-1] if flipped else original
+        for dy in range(-max_shift, max_shift + 1):
+            for dx in range(-max_shift, max_shift + 1):
+                if np.array_equal(shifted(source, dy, dx), result):
+                    return flipped, dy, dx
+    return None
+
+
+@pytest.mark.parametrize("max_shift", [2, 4])
+def test_flip_shift_mirrors_half_the_images_and_moves_them_up_to_max_shift(max_shift):
+    images = random_images(64, (16, 16, 3))
+    dataset = make_pipeline(images, np.arange(64), batch_size=64, augmentation="flip_shift",
+                            max_shift=max_shift)  # fmt: skip
+    x, _ = collect(dataset)
+    found = [how_augmented(images[i], np.round(x[i] * 255).astype(np.uint8), max_shift)
+             for i in range(64)]  # fmt: skip
+    assert None not in found, "every image is its original, moved and maybe mirrored"
+    flips = sum(flipped for flipped, _, _ in found)
+    assert 16 <= flips <= 48, flips
+    largest = max(max(abs(dy), abs(dx)) for _, dy, dx in found)
+    assert largest == max_shift, "shifts reach max_shift and never pass it"
 
 
 def test_load_returns_pipeline_and_metadata():
