@@ -230,3 +230,26 @@ def test_focal_losses_round_trip_through_their_config():
         revived = keras.losses.deserialize(keras.losses.serialize(loss))
         assert type(revived) is type(loss)
         assert revived.get_config() == loss.get_config()
+
+
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_focal_losses_smooth_their_targets_as_documented(gamma):
+    """Categorical: y (1 - a) + a / K over K = 10 classes; binary: y (1 - a) + a / 2 per class
+    of K = 4, so neither can pass with the other's rule."""
+    smoothing = 0.2
+    z = RNG.normal(size=(6, 10)) * 3
+    y = np.eye(10)[RNG.integers(0, 10, 6)]
+    smoothed = y * (1 - smoothing) + smoothing / 10
+    log_p = z - np.logaddexp.reduce(z, axis=-1, keepdims=True)
+    expected = -(smoothed * (1 - np.exp(log_p)) ** gamma * log_p).sum(axis=-1)
+    loss = CategoricalFocalLoss(gamma=gamma, label_smoothing=smoothing, reduction=None)
+    np.testing.assert_allclose(loss(y, z.astype(np.float32)).numpy(), expected, rtol=2e-4)
+
+    z = RNG.normal(size=(6, 4)) * 3
+    y = RNG.integers(0, 2, (6, 4)).astype(np.float64)
+    smoothed = y * (1 - smoothing) + smoothing / 2
+    p, log_p, log_not_p = 1 / (1 + np.exp(-z)), -softplus(-z), -softplus(z)
+    expected = -(smoothed * (1 - p) ** gamma * log_p
+                 + (1 - smoothed) * p**gamma * log_not_p).mean(axis=-1)  # fmt: skip
+    loss = BinaryFocalLoss(gamma=gamma, label_smoothing=smoothing, reduction=None)
+    np.testing.assert_allclose(loss(y, z.astype(np.float32)).numpy(), expected, rtol=2e-4)

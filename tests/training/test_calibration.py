@@ -128,3 +128,22 @@ def test_log_probabilities_stay_finite_where_probabilities_underflow(tmp_path):
     z = result["logits"].numpy().astype(np.float64) / 1.3
     expected = z - np.logaddexp.reduce(z, axis=1, keepdims=True)
     np.testing.assert_allclose(log_probabilities, expected, rtol=1e-5)
+
+
+def test_ece_uses_15_equal_bins_floored_and_the_top_bin_closed():
+    # 0.85, 0.88 and 0.97 fall in bins 12, 13 and 14 of 15 (floor). With 10 bins 0.85 and 0.88
+    # would share one, with ceil (the top index clipped) 0.88 and 0.97 would: their gaps would
+    # pool (1.46 / 4 and 1.70 / 4) instead of adding up.
+    confidence = np.array([0.85, 0.88, 0.97, 0.30])
+    correct = np.array([1.0, 0.0, 1.0, 1.0])
+    expected = (0.15 + 0.88 + 0.03 + 0.70) / 4
+    assert calibration.expected_calibration_error(confidence, correct) == pytest.approx(expected)
+
+
+def test_multilabel_ece_bins_each_probability_against_its_label():
+    # p = 0.2 (label 0), 0.8 (label 1), 0.8 (label 0): bins of p give (0.2 * 1 + 0.3 * 2) / 3;
+    # binning max(p, 1 - p) against "decided right" would give 0.8 vs 2/3 right: 0.133.
+    logits = np.log(np.array([[0.2 / 0.8, 0.8 / 0.2, 0.8 / 0.2]]))
+    labels = np.array([[0.0, 1.0, 0.0]])
+    ece = calibration.calibration_metrics(logits, labels, "multilabel")["ece"]
+    assert ece == pytest.approx((0.2 + 0.3 * 2) / 3)
