@@ -195,20 +195,6 @@ def _forged_length_record() -> bytes:
     return length + struct.pack("<I", masked_crc(length)) + b"\0" * 16
 
 
-def test_a_forged_warm_up_file_fails_its_version_and_the_server_goes_on(make_repo, test_images):
-    repo = make_repo([1])
-    shutil.copytree(repo / "mnist" / "1", repo / "mnist" / ".staging")
-    (repo / "mnist" / ".staging" / WARMUP_FILE).parent.mkdir(parents=True, exist_ok=True)
-    (repo / "mnist" / ".staging" / WARMUP_FILE).write_bytes(_forged_length_record())
-    with ServerThread(loopback_settings(repo)) as running:
-        client = PredictionClient(f"127.0.0.1:{running.port}")
-        (repo / "mnist" / ".staging").rename(repo / "mnist" / "2")
-        wait_for(lambda: {s.version: s.state for s in client.status("mnist")}.get(2) == 50)
-        status = {s.version: s for s in client.status("mnist")}
-        assert "claims 1,099,511,627,776 bytes" in status[2].status.error_message
-        assert client.predict("mnist", test_images[0][:1])["classes"].shape == (1,)
-
-
 def test_records_read_back_as_tensorflow_wrote_them(tmp_path):
     records = [b"", b"a", bytes(range(256)) * 40]
     with tf.io.TFRecordWriter(str(tmp_path / "file")) as writer:
@@ -219,16 +205,25 @@ def test_records_read_back_as_tensorflow_wrote_them(tmp_path):
         read_records(tmp_path / "file", max_records=3, max_bytes=100)
 
 
-def test_a_version_whose_warm_up_fails_never_replaces_a_working_one(make_repo, test_images):
+@pytest.mark.parametrize("forged", [False, True], ids=["failing-record", "forged-length"])
+def test_a_version_whose_warm_up_fails_never_replaces_a_working_one(make_repo, test_images, forged):
+    """A record that fails, or a length field claiming 1 TiB (which aborted TensorFlow's own
+    reader): the new version fails, the server goes on with the old one."""
     repo = make_repo([1])
-    shutil.copytree(repo / "mnist" / "1", repo / "mnist" / ".staging")
-    _write_warmup_file(repo / "mnist" / ".staging", [_predict_log(test_images[0][:1], "nope")])
+    staging = repo / "mnist" / ".staging"
+    shutil.copytree(repo / "mnist" / "1", staging)
+    if forged:
+        (staging / WARMUP_FILE).parent.mkdir(parents=True, exist_ok=True)
+        (staging / WARMUP_FILE).write_bytes(_forged_length_record())
+    else:
+        _write_warmup_file(staging, [_predict_log(test_images[0][:1], "nope")])
     with ServerThread(loopback_settings(repo)) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
-        (repo / "mnist" / ".staging").rename(repo / "mnist" / "2")
+        staging.rename(repo / "mnist" / "2")
         wait_for(lambda: {s.version: s.state for s in client.status("mnist")}.get(2) == 50)
         status = {s.version: s for s in client.status("mnist")}
-        assert "no signature 'nope'" in status[2].status.error_message
+        expected = "claims 1,099,511,627,776 bytes" if forged else "no signature 'nope'"
+        assert expected in status[2].status.error_message
         assert "tf_serving_warmup_requests" in status[2].status.error_message
         assert client.predict("mnist", test_images[0][:1])["classes"].shape == (1,)
 
