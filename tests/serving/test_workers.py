@@ -160,9 +160,9 @@ def test_a_worker_that_dies_is_replaced(make_repo, test_images):
     assert "Workers exited with [0, 0]" in log
 
 
-def test_workers_that_cannot_start_stop_the_server_with_exit_1(make_repo):
-    """A REST port held by another program: every worker fails before it serves, which a
-    replacement would repeat, so the supervisor stops rather than restart them in a loop."""
+def test_a_port_held_by_another_program_stops_the_server_before_any_worker_starts(make_repo):
+    """A REST port held by another program: every worker would fail before it serves, so the
+    supervisor refuses at once, naming the port, rather than start them (or restart them)."""
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
@@ -171,9 +171,9 @@ def test_workers_that_cannot_start_stop_the_server_with_exit_1(make_repo):
         code = supervisor.process.wait(timeout=180)
         supervisor.reader.join(timeout=10)
     log = "".join(supervisor.lines)
-    assert code == 1, log[-2000:]
-    assert "before it served; stopping the others" in log
-    assert "starting a replacement" not in log
+    assert code == 2, log[-2000:]
+    assert f"Cannot serve REST on 127.0.0.1:{rest_port}: Address already in use" in log
+    assert "Started 2 workers" not in log and "Traceback" not in log
 
 
 def test_a_second_server_on_a_port_held_by_workers_refuses_to_start(make_repo):
