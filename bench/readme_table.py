@@ -1,7 +1,8 @@
 """Renders the benchmark tables from ``bench/results/*.json``: the full tables into
 ``bench/results/README.md`` (between ``<!-- bench:start -->`` and ``<!-- bench:end -->``) and one
 short table of targets per CPU kind into the top-level README (between ``<!-- headline:start -->``
-and ``<!-- headline:end -->``), so both always match the committed results. One part per CPU kind
+and ``<!-- headline:end -->``), so both always match the committed results; also the README's
+table of trained checkpoints, from their cards (``bench.models_table``). One part per CPU kind
 the benchmarks ran on (``NAME-KIND.json``; the files without a kind in their name were measured on
 an Intel Xeon with AMX, before results had kinds).
 
@@ -12,6 +13,7 @@ import json
 import statistics
 from pathlib import Path
 
+from bench.models_table import MODELS_END, MODELS_START, render_models_table
 from bench.report import RESULTS, as_runs, time_to
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -471,6 +473,7 @@ def _replace_between(path: Path, start_marker: str, end_marker: str, text: str) 
 def main() -> None:
     _replace_between(RESULTS_README, START, END, render())
     _replace_between(README, HEADLINE_START, HEADLINE_END, render_headline())
+    _replace_between(README, MODELS_START, MODELS_END, render_models_table())
 
 
 if __name__ == "__main__":

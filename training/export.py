@@ -45,7 +45,7 @@ from core.artifact import (
 from core.errors import ZooError
 from core.outputs import labels_present
 from training import datasets
-from training.config import load_yaml, parse_config
+from training.config import TrainConfig, load_yaml, parse_config
 from training.preprocess import scale_pixels
 from training.run_dir import RunDir
 
@@ -132,42 +132,57 @@ def export_run(
         repo: the model repository's root folder; created if missing.
         version: the version number. Defaults to the next integer after the newest version.
     """
+    model_dir = _model_dir(name, repo, version)
+    return _export(*load_run(run_path), model_dir, version)
+
+
+def export_pretrained(
+    model_name: str, dataset: str, *, name: str, repo: str | os.PathLike, version: int | None = None
+) -> Path:
+    """Exports a shipped checkpoint (``models.list_pretrained()``) as ``repo/name/version``, with
+    the calibration its card records; returns that path."""
+    models.get_card(model_name, dataset)  # an unknown checkpoint before any folder is made
+    model_dir = _model_dir(name, repo, version)
+    return _export(*load_pretrained(model_name, dataset), model_dir, version)
+
+
+Loaded = tuple[keras.Model, TrainConfig, dict, str]  # model, config, metrics, where from
+
+
+def load_run(run_path: str | os.PathLike) -> Loaded:
+    """A finished run's final model, config and metrics, and its path as where it came from."""
     run = RunDir.open(run_path)
     if not run.model_path.is_file():
         raise ExportError(
             f"Run {str(run.path)!r} has no final model (model.keras): it did not finish. "
             f"Resume it with: zoo train --resume {run.path}"
         )
-    if not NAME_PATTERN.match(name):
-        raise ExportError(
-            f"Invalid model name {name!r}: use letters, digits, '_', '-' and '.', starting with a "
-            "letter or digit."
-        )
-    repo = Path(repo)
-    if repo.exists() and not repo.is_dir():
-        raise ExportError(f"--repo {str(repo)!r} is a file; give the repository's folder.")
-    model_dir = repo / name
-    versions = existing_versions(model_dir)
-    if version is not None and not 1 <= version <= MAX_VERSION:
-        raise ExportError(
-            f"Version must be an integer from 1 to {MAX_VERSION} (int64, as TensorFlow Serving's "
-            f"API carries it). Received: version={version}"
-        )
-    if version is not None and (model_dir / str(version)).exists():
-        raise ExportError(
-            f"{model_dir / str(version)} already exists; versions are immutable. Existing "
-            f"versions: {versions}. Omit --version to export as the next one."
-        )
-
     config = parse_config(load_yaml(run.config_path))  # checked when the run started
     metrics = json.loads(run.metrics_path.read_text()) if run.metrics_path.exists() else {}
+    model = run.load_model(run.model_path, compile=False)
+    return model, config, metrics, str(run.path.resolve())
+
+
+def load_pretrained(model_name: str, dataset: str) -> Loaded:
+    """A shipped checkpoint, verified, with the config and figures of its card."""
+    card = models.get_card(model_name, dataset)
+    model = models.create_model(model_name, pretrained=dataset)
+    metrics = {"dataset": card["dataset_info"], "test": card["test"]}
+    if card["calibration"]:
+        metrics["calibration"] = card["calibration"]
+    source = f"pretrained {model_name}:{dataset} (sha256 {card['weights']['sha256']})"
+    return model, parse_config(card["config"]), metrics, source
+
+
+def _export(model, config, metrics: dict, source: str, model_dir: Path, version: int | None):
+    """Writes ``model`` with its calibration as the next (or the given) version of
+    ``model_dir``."""
     info = run_dataset_info(config, metrics)
     head = models.get_head(config.head)
-    model = run.load_model(run.model_path, compile=False)
     calibration = metrics.get("calibration")
     temperature = calibration["temperature"] if calibration else 1.0
     metadata = ModelMetadata(
-        name=name,
+        name=model_dir.name,
         version=version or 0,  # set below, once the version is taken
         task=info.task,
         head=head.name,
@@ -184,7 +199,7 @@ def export_run(
             test=calibration["test"],
         ),
         config=config.to_dict(),
-        source_run=str(run.path.resolve()),
+        source_run=source,
         exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
 
@@ -207,6 +222,32 @@ def export_run(
         ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _model_dir(name: str, repo: str | os.PathLike, version: int | None) -> Path:
+    """``repo/name``, once the name, the repository and the version asked for are checked."""
+    if not NAME_PATTERN.match(name):
+        raise ExportError(
+            f"Invalid model name {name!r}: use letters, digits, '_', '-' and '.', starting with a "
+            "letter or digit."
+        )
+    repo = Path(repo)
+    if repo.exists() and not repo.is_dir():
+        raise ExportError(f"--repo {str(repo)!r} is a file; give the repository's folder.")
+    model_dir = repo / name
+    versions = existing_versions(model_dir)
+    if version is not None and not 1 <= version <= MAX_VERSION:
+        raise ExportError(
+            f"Version must be an integer from 1 to {MAX_VERSION} (int64, as TensorFlow Serving's "
+            f"API carries it). Received: version={version}"
+        )
+    if version is not None and (model_dir / str(version)).exists():
+        raise ExportError(
+            f"{model_dir / str(version)} already exists; versions are immutable. Existing "
+            f"versions: {versions}. Omit --version to export as the next one."
+        )
+
+    return model_dir
 
 
 def _publish(staging: Path, model_dir: Path, metadata: ModelMetadata, version: int | None) -> Path:

@@ -241,6 +241,20 @@ def calibration_report(model, head, info, data: Data, test_logits: np.ndarray, f
     )
 
 
+def evaluate(model, head, info, config: TrainConfig, data: Data) -> tuple[dict, dict | None]:
+    """``(report, calibration)`` of a trained model: the temperature fitted on the validation
+    split (None without one, or with ``calibrate`` off) and the test metrics of the calibrated
+    outputs, the ones the export serves."""
+    outputs = predict_outputs(model, head, data.x_test, config.test_time_flip)
+    calibration = None
+    if config.calibrate and data.has_validation_split:
+        calibration = calibration_report(
+            model, head, info, data, outputs["logits"], config.test_time_flip
+        )
+        outputs = calibrated(outputs, calibration["temperature"], head.task)
+    return final_report(outputs, head, info, config, data), calibration
+
+
 def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2) -> RunDir:
     """Runs (or resumes) training and writes everything into the run directory.
 
@@ -317,14 +331,7 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
         seconds = time.perf_counter() - start
 
     # 5. Final evaluation on the test split; calibration on the validation split; metrics.
-    outputs = predict_outputs(model, head, data.x_test, config.test_time_flip)
-    calibration = None
-    if config.calibrate and data.has_validation_split:
-        calibration = calibration_report(
-            model, head, info, data, outputs["logits"], config.test_time_flip
-        )
-        outputs = calibrated(outputs, calibration["temperature"], head.task)
-    report = final_report(outputs, head, info, config, data)
+    report, calibration = evaluate(model, head, info, config, data)
     run.save_final_model(model)
     if distributed.is_chief(strategy):
         write_final_metrics(run.logs, report, step=config.epochs, calibration=calibration)

@@ -11,6 +11,7 @@ EXAMPLES = """
   zoo bench train --data-dir ../shared/data   # where fashion_mnist.npz is
   zoo bench cifar --data-dir DIR          # CIFAR-10 quick recipe (3 seeds) vs Keras' ResNet-20
   zoo bench cifar --data-dir DIR --full   # and the full recipe (an hour more)
+  zoo bench cards RUN_DIR ... --data-dir DIR   # runs -> models/pretrained/ weights and cards
   zoo bench serve               # zoo serve vs Triton (peer), bare model, naive server, c=1-64
   scripts/setup-peer.sh         # once, before `zoo bench serve`: the peer's environment
 """
@@ -24,7 +25,8 @@ def add_parser(subparsers):
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("which", choices=["pipeline", "train", "cifar", "serve"])
+    parser.add_argument("which", choices=["pipeline", "train", "cifar", "cards", "serve"])
+    parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="cards: finished runs")
     parser.add_argument("--quick", action="store_true", help="train: 2 epochs and one seed")
     parser.add_argument(
         "--seeds", type=number_in(int, 1), default=3,
@@ -39,7 +41,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--data-dir",
-        help="train: folder with fashion_mnist.npz; cifar: with cifar10/ "
+        help="train: folder with fashion_mnist.npz; cifar, cards: with cifar10/ "
         "(the JPEG copy extracted) (default: $ZOO_DATA_DIR)",
     )
     parser.add_argument(
@@ -60,9 +62,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from core.errors import ConfigError
     from zoo.startup import start_tensorflow
 
     start_tensorflow()
+    if args.runs and args.which != "cards":
+        raise ConfigError(f"RUN_DIR arguments are for zoo bench cards, not {args.which}.")
     if args.which == "pipeline":
         from bench import pipeline
 
@@ -80,12 +85,17 @@ def run(args) -> int:
         import os
 
         from bench import cifar
-        from core.errors import ConfigError
 
         data_dir = args.data_dir or os.environ.get("ZOO_DATA_DIR")
         if not data_dir:
             raise ConfigError("zoo bench cifar needs --data-dir DIR with cifar10/ in it.")
         cifar.run(data_dir=data_dir, seeds=args.seeds, full=args.full)
+    elif args.which == "cards":
+        from bench import model_cards
+
+        if not args.runs:
+            raise ConfigError("zoo bench cards needs the finished runs: RUN_DIR [RUN_DIR ...]")
+        model_cards.run(args.runs, data_dir=args.data_dir or "")
     else:
         from bench import serve
 
