@@ -65,7 +65,13 @@ def export_portable(
     path = Path(path)
     if path.is_dir():
         raise PortableExportError(f"--output {str(path)!r} is a folder; give a file name.")
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PortableExportError(
+            f"Cannot write {str(path)!r}: {error.strerror or error}; nothing was written."
+        ) from None
+    temporary = path.with_name(f".tmp-{os.getpid()}-{path.stem}{FORMATS[fmt]}")
     wrapped = probability_model(model, head, temperature, flip)
     wrapped(np.zeros((1, *model.input_shape[1:]), np.uint8))  # export traces a called model
     options = {}

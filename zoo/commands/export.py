@@ -104,8 +104,9 @@ def _check_format_options(args) -> None:
         unused = [f"--{flag.replace('_', '-')}" for flag in ("output", "data_dir")
                   if getattr(args, flag)]  # fmt: skip
         if unused:
+            verb = "is" if len(unused) == 1 else "are"
             raise ConfigError(
-                f"{', '.join(unused)} apply to --format onnx, litert or litert-int8; a "
+                f"{', '.join(unused)} {verb} only for --format onnx, litert or litert-int8; a "
                 "SavedModel goes into --repo."
             )
         return
