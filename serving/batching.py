@@ -75,6 +75,13 @@ def split_outputs(outputs: dict[str, np.ndarray], sizes: list[int]) -> list[dict
     ]
 
 
+def _timed(run: RunFn, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
+    """``run(inputs)`` and the seconds it took (on a model thread)."""
+    started = time.perf_counter()
+    outputs = run(inputs)
+    return outputs, time.perf_counter() - started
+
+
 def queue_full(limit: int) -> Unavailable:
     return Unavailable(f"The model's queue is full ({limit} requests waiting); retry.")
 
@@ -104,7 +111,8 @@ class DynamicBatcher:
         run: the model call (blocking); it runs in ``executor``.
         options: batch size, wait and queue limits.
         executor: the thread pool model calls run in.
-        observe: ``observe(batch_size, queue_seconds_of_each_request)`` after every call.
+        observe: ``observe(batch_size, queue_seconds_of_each_request, (merge_seconds,
+            call_seconds, split_seconds))`` after every call.
         on_dropped: ``on_dropped(reason)`` for each request dropped unrun (``"deadline"`` or
             ``"queue_time"``).
     """
@@ -114,7 +122,7 @@ class DynamicBatcher:
         on_dropped=None,
     ):  # fmt: skip
         self.run, self.options, self.executor = run, options, executor
-        self.observe = observe or (lambda size, waits: None)
+        self.observe = observe or (lambda size, waits, seconds: None)
         self.on_dropped = on_dropped or (lambda reason: None)
         self.queue: deque[_Pending] = deque()
         self.expected = 1  # examples in the previous model call: what the next batch waits for
@@ -204,7 +212,10 @@ class DynamicBatcher:
                         for name in batch[0].inputs
                     }
                 )
-                outputs = await loop.run_in_executor(self.executor, self.run, merged)
+                outputs, call_seconds = await loop.run_in_executor(
+                    self.executor, _timed, self.run, merged
+                )
+                called = time.perf_counter()
                 parts = split_outputs(outputs, [p.size for p in batch])
             except Exception as error:
                 if len(batch) == 1:
@@ -213,7 +224,9 @@ class DynamicBatcher:
                 else:  # one request's input the model refuses must not fail the others
                     await self._run_each_alone(batch)
                 continue
-            self.observe(size, [started - p.enqueued for p in batch])
+            split = time.perf_counter() - called
+            merge = max(called - started - call_seconds, 0.0)
+            self.observe(size, [started - p.enqueued for p in batch], (merge, call_seconds, split))
             for pending, part in zip(batch, parts, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(part)
@@ -225,11 +238,13 @@ class DynamicBatcher:
             if pending.future.done():
                 continue
             try:
-                outputs = await loop.run_in_executor(self.executor, self.run, pending.inputs)
+                outputs, call_seconds = await loop.run_in_executor(
+                    self.executor, _timed, self.run, pending.inputs
+                )
             except Exception as error:
                 pending.future.set_exception(error)
             else:
-                self.observe(pending.size, [0.0])
+                self.observe(pending.size, [0.0], (0.0, call_seconds, 0.0))
                 pending.future.set_result(outputs)
 
     async def close(self) -> None:
@@ -247,7 +262,7 @@ class DirectRunner:
     def __init__(self, run: RunFn, options: BatchingOptions, executor: Executor, observe=None,
                  on_dropped=None):  # fmt: skip
         self.run, self.options, self.executor = run, options, executor
-        self.observe = observe or (lambda size, waits: None)
+        self.observe = observe or (lambda size, waits, seconds: None)
         self.on_dropped = on_dropped or (lambda reason: None)
         self.waiting = 0  # requests submitted and not answered yet
 
@@ -262,22 +277,25 @@ class DirectRunner:
         try:
             loop = asyncio.get_running_loop()
             enqueued = time.perf_counter()
-            outputs = await loop.run_in_executor(
+            outputs, waited, call_seconds = await loop.run_in_executor(
                 self.executor, self._run_unless_stale, inputs, enqueued, deadline
             )
         finally:
             self.waiting -= 1
-        self.observe(size, [0.0])
+        self.observe(size, [waited], (0.0, call_seconds, 0.0))
         return outputs
 
     def _run_unless_stale(self, inputs, enqueued: float, deadline: float | None):
-        """On a model thread: the model call, unless the request went stale while it waited."""
-        stale = stale_reason(enqueued, deadline, self.options, time.perf_counter())
+        """On a model thread: the model call, unless the request went stale while it waited;
+        ``(outputs, seconds waited, seconds of the call)``."""
+        now = time.perf_counter()
+        stale = stale_reason(enqueued, deadline, self.options, now)
         if stale:
             reason, error = stale
             self.on_dropped(reason)
             raise error
-        return self.run(inputs)
+        outputs, seconds = _timed(self.run, inputs)
+        return outputs, now - enqueued, seconds
 
     async def close(self) -> None:
         return None

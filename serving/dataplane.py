@@ -6,6 +6,7 @@ Servicers translate their protocol's messages to calls on this API (ready, model
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,11 +16,13 @@ from core.errors import ConfigError
 from core.outputs import class_names_or_indices
 from serving.batching import DirectRunner, DynamicBatcher
 from serving.errors import InvalidArgument, NotFound
+from serving.extensions import model_config_json, repository_index_json
 from serving.heap import release_unloaded
 from serving.metrics import ServerMetrics
 from serving.repository import ModelRepository, VersionStatus, read_model_config
 from serving.runtime import DEFAULT_SIGNATURE, LoadedVersion, Signature
 from serving.settings import ServerSettings
+from serving.statistics import StatisticsBook
 from serving.validation import validate_inputs
 
 UNKNOWN_MODEL_LABEL = "_unknown"
@@ -55,6 +58,7 @@ class DataPlane:
             on_change=on_model_change,
             on_unload=self._version_unloaded,
         )
+        self.statistics = StatisticsBook()
         self.closing: set[asyncio.Task] = set()
         self.poll_lock = asyncio.Lock()
         self.config_stamp = self._config_stamp()
@@ -141,8 +145,9 @@ class DataPlane:
             return runner
         config = self.repository.configs[servable.name]
 
-        def observe(size, waits, model=servable.name):
+        def observe(size, waits, seconds, model=servable.name, version=servable.version):
             self.metrics.record_batch(model, size, waits)
+            self.statistics.record_call(model, version, size, waits, seconds)
 
         def dropped(reason, model=servable.name):
             self.metrics.record_dropped(model, reason)
@@ -207,6 +212,20 @@ class DataPlane:
                 queued then is dropped unrun (DEADLINE_EXCEEDED). Defaults to None (none).
         """
         servable = self.repository.get(name, version, label)
+        started = time.perf_counter()
+        try:
+            answer = await self._infer(servable, inputs, signature_name, deadline)
+        except Exception:
+            self.statistics.record_request(
+                servable.name, servable.version, time.perf_counter() - started, ok=False
+            )
+            raise
+        self.statistics.record_request(
+            servable.name, servable.version, time.perf_counter() - started, ok=True
+        )
+        return answer
+
+    async def _infer(self, servable: LoadedVersion, inputs, signature_name: str, deadline):
         signature = self.signature(servable, signature_name)
         size = validate_inputs(signature, inputs, self.settings.max_request_batch)
         runner = self._runner(servable, signature)
@@ -241,6 +260,31 @@ class DataPlane:
             class_names_or_indices(servable.class_names, probabilities.shape[1]),
             probabilities,
         )
+
+    def model_config(self, name: str, version: int | None = None) -> dict:
+        """Triton's model configuration of a loaded version (the newest when none), as JSON."""
+        servable = self.repository.get(name, version)
+        signature = self.signature(servable, DEFAULT_SIGNATURE)
+        return model_config_json(servable, signature, self.repository.configs[servable.name])
+
+    def model_statistics(self, name: str = "", version: int | None = None) -> list[dict]:
+        """Triton's statistics of a model's loaded versions (one version when given; every
+        model when ``name`` is empty), as JSON."""
+        if not name:
+            names = self.model_names()
+        else:
+            self.repository.get(name, version)  # NotFound naming what exists
+            names = [name]
+        return [
+            entry
+            for model in names
+            for entry in self.statistics.as_json(
+                model, [version] if version is not None else self.loaded_versions(model)
+            )
+        ]
+
+    def repository_index(self) -> list[dict]:
+        return repository_index_json(self.repository)
 
     async def close(self) -> None:
         for versions in self.repository.loaded.values():

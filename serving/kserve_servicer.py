@@ -1,21 +1,29 @@
-"""The Open Inference Protocol (KServe v2) gRPC API, as ``tritonclient.grpc`` speaks it.
+"""The Open Inference Protocol (KServe v2) gRPC API, as ``tritonclient.grpc`` and perf_analyzer
+speak it, with Triton's model configuration, statistics and repository index extensions.
 
 The service definition and messages come from tritonclient's generated stubs (docs/serving.md
-says why). RPCs beyond the protocol's core (repository control, shared memory...) answer
-UNIMPLEMENTED, as the generated base class does.
+says why). The RPCs the zoo does not serve (shared memory, model control, trace and log
+settings) answer UNIMPLEMENTED with one log line, not the generated base class' traceback.
 """
 
+import grpc
 import numpy as np
-from tritonclient.grpc import service_pb2, service_pb2_grpc
+from google.protobuf import json_format
+from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
 
 from core import __version__
 from core.artifact import parse_version
 from serving.converters import NUMPY_TO_V2, infer_tensor_to_numpy, numpy_to_raw
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
-from serving.errors import InvalidArgument, deadline_of, grpc_errors
+from serving.errors import InvalidArgument, Unimplemented, deadline_of, grpc_errors
+from serving.extensions import EXTENSIONS, PLATFORM
 from serving.metrics import ServerMetrics
 
-PLATFORM = "tensorflow_savedmodel"
+UNSERVED = (
+    "CudaSharedMemoryRegister", "CudaSharedMemoryStatus", "CudaSharedMemoryUnregister",
+    "SystemSharedMemoryRegister", "SystemSharedMemoryStatus", "SystemSharedMemoryUnregister",
+    "RepositoryModelLoad", "RepositoryModelUnload", "TraceSetting", "LogSettings",
+)  # fmt: skip
 
 
 def _version(text: str) -> int | None:
@@ -46,7 +54,9 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return service_pb2.ServerReadyResponse(ready=self.dataplane.ready())
 
     async def ServerMetadata(self, request, context):
-        return service_pb2.ServerMetadataResponse(name="zoo", version=__version__, extensions=[])
+        return service_pb2.ServerMetadataResponse(
+            name="zoo", version=__version__, extensions=EXTENSIONS
+        )
 
     @grpc_errors
     async def ModelReady(self, request, context):
@@ -63,6 +73,32 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             platform=PLATFORM,
             inputs=[_tensor_metadata(s) for s in signature.inputs.values()],
             outputs=[_tensor_metadata(s) for s in signature.outputs.values()],
+        )
+
+    @grpc_errors
+    async def ModelConfig(self, request, context):
+        config = self.dataplane.model_config(request.name, _version(request.version))
+        return service_pb2.ModelConfigResponse(
+            config=json_format.ParseDict(config, model_config_pb2.ModelConfig())
+        )
+
+    @grpc_errors
+    async def ModelStatistics(self, request, context):
+        stats = self.dataplane.model_statistics(request.name, _version(request.version))
+        return json_format.ParseDict({"model_stats": stats}, service_pb2.ModelStatisticsResponse())
+
+    @grpc_errors
+    async def RepositoryIndex(self, request, context):
+        response = service_pb2.RepositoryIndexResponse()
+        for entry in self.dataplane.repository_index():
+            if request.ready and entry["state"] != "READY":
+                continue
+            response.models.add(**entry)
+        return response
+
+    async def ModelStreamInfer(self, request_iterator, context):
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "zoo serves ModelInfer; streaming is not served."
         )
 
     @grpc_errors
@@ -106,3 +142,15 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             )
             response.raw_output_contents.append(numpy_to_raw(array))
         return response
+
+
+def _unserved(rpc: str):
+    async def method(self, request, context):
+        raise Unimplemented(f"{rpc} is not served by zoo (see docs/serving.md).")
+
+    method.__name__ = method.__qualname__ = rpc
+    return grpc_errors(method)
+
+
+for _rpc in UNSERVED:
+    setattr(InferenceServicer, _rpc, _unserved(_rpc))

@@ -36,11 +36,11 @@ from serving import rest_codec
 from serving.auth import bearer_token
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, NotFound, ServingError, Unimplemented
+from serving.extensions import EXTENSIONS, PLATFORM
 from serving.idle_connections import IdleConnections
 from serving.metrics import ServerMetrics
 from serving.request_log import log
 
-PLATFORM = "tensorflow_savedmodel"
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
 
 
@@ -126,9 +126,15 @@ class RestApi:
                 web.post(model + pinned + ":classify", self.tf_classify),
                 web.post(model + pinned + ":regress", self.tf_regress),
             ]
+        routes += [
+            web.get("/v2/models/stats", self.v2_statistics),  # before /v2/models/{name}
+            web.post("/v2/repository/index", self.v2_repository_index),
+        ]
         for pinned in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
             routes += [
                 web.get(pinned, self.v2_metadata),
+                web.get(pinned + "/config", self.v2_config),
+                web.get(pinned + "/stats", self.v2_statistics),
                 web.get(pinned + "/ready", self.v2_ready_model),
                 web.post(pinned + "/infer", self.v2_infer),
             ]
@@ -299,7 +305,7 @@ class RestApi:
     # Open Inference Protocol REST ---------------------------------------------------------
 
     async def v2_server_metadata(self, request: web.Request) -> web.Response:
-        return web.json_response({"name": "zoo", "version": __version__, "extensions": []})
+        return web.json_response({"name": "zoo", "version": __version__, "extensions": EXTENSIONS})
 
     async def v2_live(self, request: web.Request) -> web.Response:
         return web.json_response({"live": True})
@@ -335,6 +341,21 @@ class RestApi:
                 "outputs": tensors(signature.outputs),
             }
         )
+
+    async def v2_config(self, request: web.Request) -> web.Response:
+        version = _version(request.match_info.get("version"))
+        return web.json_response(self.dataplane.model_config(request.match_info["name"], version))
+
+    async def v2_statistics(self, request: web.Request) -> web.Response:
+        version = _version(request.match_info.get("version"))
+        stats = self.dataplane.model_statistics(request.match_info.get("name", ""), version)
+        return web.json_response({"model_stats": stats})
+
+    async def v2_repository_index(self, request: web.Request) -> web.Response:
+        raw = await self.idle.read_body(request)
+        ready_only = bool(_json_body(raw).get("ready")) if raw.strip() else False
+        index = self.dataplane.repository_index()
+        return web.json_response([e for e in index if not ready_only or e["state"] == "READY"])
 
     async def v2_ready_model(self, request: web.Request) -> web.Response:
         try:

@@ -68,9 +68,7 @@ def export_portable(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise PortableExportError(
-            f"Cannot write {str(path)!r}: {error.strerror or error}; nothing was written."
-        ) from None
+        raise _cannot_write(path, error) from None
     temporary = path.with_name(f".tmp-{os.getpid()}-{path.stem}{FORMATS[fmt]}")
     wrapped = probability_model(model, head, temperature, flip)
     wrapped(np.zeros((1, *model.input_shape[1:]), np.uint8))  # export traces a called model
@@ -93,12 +91,16 @@ def export_portable(
             wrapped.export(str(temporary), format=fmt.split("-")[0], verbose=False, **options)
         os.replace(temporary, path)
     except OSError as error:
-        raise PortableExportError(
-            f"Cannot write {str(path)!r}: {error.strerror or error}; nothing was written."
-        ) from None
+        raise _cannot_write(path, error) from None
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def _cannot_write(path: Path, error: OSError) -> PortableExportError:
+    return PortableExportError(
+        f"Cannot write {str(path)!r}: {error.strerror or error}; nothing was written."
+    )
 
 
 def export_loaded(loaded: Loaded, fmt: str, path: str | os.PathLike, data_dir=None) -> Path:

@@ -1,5 +1,8 @@
 """The Open Inference Protocol through tritonclient.grpc, unchanged, and through raw stubs."""
 
+import json
+import urllib.request
+
 import grpc
 import numpy as np
 import pytest
@@ -80,8 +83,90 @@ def test_errors_name_the_tensor(triton_client, test_images):
             triton_client.infer("mnist", [tensor], model_version=version)
 
 
-def test_unimplemented_extensions_say_so(channel):
+def test_model_config_says_what_triton_would(triton_client, server):
+    config = triton_client.get_model_config("mnist", as_json=True)["config"]
+    assert config["platform"] == "tensorflow_savedmodel" and config["name"] == "mnist"
+    batching = server.running.dataplane.settings.batching
+    assert int(config["max_batch_size"]) == batching.max_batch_size
+    assert config["input"] == [{"name": "images", "data_type": "TYPE_UINT8",
+                                "dims": ["28", "28", "1"]}]  # fmt: skip
+    outputs = {o["name"]: (o["data_type"], o["dims"], o.get("reshape")) for o in config["output"]}
+    assert outputs["probabilities"] == ("TYPE_FP32", ["10"], None)
+    assert outputs["classes"] == ("TYPE_INT64", ["1"], {})  # reshaped to one value per image
+    assert config["version_policy"] == {"latest": {"num_versions": 1}}
+    delay = config["dynamic_batching"].get("max_queue_delay_microseconds", "0")
+    assert int(delay) == batching.max_wait_us
+
+
+def test_statistics_count_what_was_served(triton_client, test_images):
+    images, _ = test_images
+    before = triton_client.get_inference_statistics("mnist", as_json=True)["model_stats"]
+    tensor = triton.InferInput("images", list(images[:3].shape), "UINT8")
+    tensor.set_data_from_numpy(images[:3])
+    triton_client.infer("mnist", [tensor])
+    bad = triton.InferInput("images", [1, 28, 28], "UINT8")
+    bad.set_data_from_numpy(images[:1, :, :, 0])
+    with pytest.raises(InferenceServerException):
+        triton_client.infer("mnist", [bad])
+    (after,) = triton_client.get_inference_statistics("mnist", "1", as_json=True)["model_stats"]
+    (earlier,) = before
+
+    def grew(path, by):
+        value, old = after, earlier
+        for key in path:
+            value, old = value.get(key, {}), old.get(key, {})
+        return int(value or 0) - int(old or 0) == by
+
+    assert after["name"] == "mnist" and after["version"] == "1"
+    assert grew(["inference_stats", "success", "count"], 1)
+    assert grew(["inference_stats", "fail", "count"], 1)
+    assert grew(["inference_stats", "compute_infer", "count"], 1)
+    assert grew(["inference_count"], 3) and grew(["execution_count"], 1)
+    assert (
+        int(after["inference_stats"]["success"]["ns"])
+        > int(after["inference_stats"]["compute_infer"]["ns"])
+        > 0
+    )
+    assert any(int(b["batch_size"]) == 3 for b in after["batch_stats"])
+
+
+def test_repository_index_lists_versions_with_their_state(triton_client):
+    index = triton_client.get_model_repository_index(as_json=True)["models"]
+    assert {"name": "mnist", "version": "1", "state": "READY"} in index
+
+
+def test_rest_extensions_answer_the_same(server, triton_client):
+    def rest(path, body=None):
+        url = f"http://127.0.0.1:{server.rest_port}{path}"
+        data = None if body is None else json.dumps(body).encode()
+        with urllib.request.urlopen(urllib.request.Request(url, data), timeout=10) as answer:
+            return json.loads(answer.read())
+
+    grpc_config = triton_client.get_model_config("mnist", as_json=True)["config"]
+    rest_config = rest("/v2/models/mnist/config")
+    assert rest_config["input"][0]["dims"] == [int(d) for d in grpc_config["input"][0]["dims"]]
+    assert rest_config["max_batch_size"] == int(grpc_config["max_batch_size"])
+    assert rest("/v2/models/mnist/versions/1/config") == rest_config
+    assert rest("/v2/models/mnist/stats")["model_stats"][0]["name"] == "mnist"
+    assert [s["name"] for s in rest("/v2/models/stats")["model_stats"]] == ["mnist"]
+    ready = {"name": "mnist", "version": "1", "state": "READY"}
+    assert ready in rest("/v2/repository/index", {}) and ready in rest(
+        "/v2/repository/index", {"ready": True}
+    )
+    assert rest("/v2")["extensions"] == ["model_configuration", "statistics"]
+
+
+@pytest.mark.parametrize(
+    ("rpc", "request_type"),
+    [("RepositoryModelLoad", "RepositoryModelLoadRequest"),
+     ("SystemSharedMemoryStatus", "SystemSharedMemoryStatusRequest")],
+)  # fmt: skip
+def test_unserved_rpcs_answer_unimplemented_in_one_log_line(channel, caplog, rpc, request_type):
     stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+    caplog.clear()
     with pytest.raises(grpc.RpcError) as error:
-        stub.RepositoryIndex(service_pb2.RepositoryIndexRequest(), timeout=10)
+        getattr(stub, rpc)(getattr(service_pb2, request_type)(), timeout=10)
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert rpc in error.value.details()
+    records = [r for r in caplog.records if rpc in r.getMessage()]
+    assert len(records) <= 1 and not any(r.exc_info for r in caplog.records)
