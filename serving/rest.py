@@ -41,6 +41,7 @@ from serving.idle_connections import IdleConnections
 from serving.metrics import ServerMetrics
 from serving.request_log import log
 
+BINARY_HEADER = "Inference-Header-Content-Length"  # the binary tensor data extension
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
 
 
@@ -367,11 +368,16 @@ class RestApi:
         return web.json_response({"name": servable.name, "ready": True})
 
     async def v2_infer(self, request: web.Request) -> web.Response:
-        body = _json_body(await self.idle.read_body(request))
+        json_part, binary = rest_codec.split_binary_body(
+            await self.idle.read_body(request), request.headers.get(BINARY_HEADER)
+        )
+        body = _json_body(json_part)
         servable = self._v2_servable(request)
         signature_name = (body.get("parameters") or {}).get("signature_name", DEFAULT_SIGNATURE)
         signature = self.dataplane.signature(servable, signature_name)
-        inputs = rest_codec.v2_inputs(body.get("inputs"), signature.inputs)
+        inputs = rest_codec.v2_inputs(
+            body.get("inputs"), signature.inputs, binary, self.dataplane.settings.max_message_bytes
+        )
         _, _, outputs = await self.dataplane.infer(
             servable.name, inputs, version=servable.version, signature_name=signature_name
         )
@@ -379,11 +385,16 @@ class RestApi:
         unknown = sorted(set(wanted) - set(outputs))
         if unknown:
             raise InvalidArgument(f"Unknown output(s) {unknown}; outputs: {sorted(outputs)}.")
-        response = {
-            "model_name": servable.name,
-            "model_version": str(servable.version),
-            "outputs": rest_codec.v2_outputs(outputs, wanted or list(outputs)),
-        }
+        response = {"model_name": servable.name, "model_version": str(servable.version)}
         if "id" in body:
             response["id"] = body["id"]
-        return web.json_response(response)
+        content, header_length = rest_codec.v2_response(
+            response, outputs, wanted or list(outputs), body
+        )
+        if header_length is None:
+            return web.Response(body=content, content_type="application/json")
+        return web.Response(
+            body=content,
+            content_type="application/octet-stream",
+            headers={BINARY_HEADER: str(header_length)},
+        )

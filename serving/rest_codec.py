@@ -7,13 +7,21 @@ values are checked against their dtype's range.
 
 import base64
 import binascii
+import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 from tensorflow.core.example import example_pb2
 
 from core.images import ImageError, decode_image
-from serving.converters import NUMPY_TO_V2, V2_TO_NUMPY
+from serving.converters import (
+    DEFAULT_MAX_BYTES,
+    NUMPY_TO_V2,
+    V2_TO_NUMPY,
+    infer_tensor_to_numpy,
+    numpy_to_raw,
+)
 from serving.errors import InvalidArgument, Unimplemented
 from serving.runtime import TensorSpec
 
@@ -225,13 +233,36 @@ def row_outputs(outputs: dict[str, np.ndarray]) -> list:
     return [{name: values[i] for name, values in lists.items()} for i in range(count)]
 
 
-def v2_inputs(body_inputs, inputs: dict[str, TensorSpec]) -> dict[str, np.ndarray]:
-    """Open Inference Protocol request tensors: ``{"name", "shape", "datatype", "data"}``."""
+def split_binary_body(raw: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    """The JSON header and the binary tensor data after it (the binary data extension: the
+    ``Inference-Header-Content-Length`` header gives the JSON's length); all JSON without it."""
+    if header_length is None:
+        return raw, b""
+    if not header_length.isdigit() or int(header_length) > len(raw):
+        raise InvalidArgument(
+            f"Inference-Header-Content-Length must be the JSON header's length in bytes, at most "
+            f"the body's {len(raw)}. Received: {header_length!r}"
+        )
+    return raw[: int(header_length)], raw[int(header_length) :]
+
+
+def _binary_size(tensor: dict, name: str) -> int | None:
+    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise InvalidArgument(f"Input {name!r}: binary_data_size must be a byte count >= 0.")
+    return size
+
+
+def v2_inputs(body_inputs, inputs: dict[str, TensorSpec], binary: bytes = b"",
+              max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, np.ndarray]:  # fmt: skip
+    """Open Inference Protocol request tensors: ``{"name", "shape", "datatype", "data"}``, or
+    with ``parameters.binary_data_size`` instead of ``data``, their bytes taken in order from
+    ``binary`` (the binary data extension, as perf_analyzer and tritonclient.http send)."""
     if not isinstance(body_inputs, list) or not body_inputs:
         raise InvalidArgument("'inputs' must be a non-empty list of tensors.")
-    arrays = {}
+    arrays, offset = {}, 0
     for tensor in body_inputs:
-        if not isinstance(tensor, dict) or not {"name", "shape", "datatype", "data"} <= set(tensor):
+        if not isinstance(tensor, dict) or not {"name", "shape", "datatype"} <= set(tensor):
             raise InvalidArgument("Each input needs 'name', 'shape', 'datatype' and 'data'.")
         name, datatype, shape = tensor["name"], tensor["datatype"], tensor["shape"]
         if datatype not in V2_TO_NUMPY:
@@ -243,6 +274,20 @@ def v2_inputs(body_inputs, inputs: dict[str, TensorSpec]) -> dict[str, np.ndarra
             raise InvalidArgument(
                 f"Input {name!r}: expected datatype {NUMPY_TO_V2[spec.dtype]}, received {datatype}."
             )
+        size = _binary_size(tensor, name)
+        if size is not None:
+            if offset + size > len(binary):
+                raise InvalidArgument(
+                    f"Input {name!r}: binary_data_size {size} runs past the {len(binary)} bytes "
+                    "after the JSON header."
+                )
+            described = SimpleNamespace(name=name, datatype=datatype, shape=shape)
+            chunk = binary[offset : offset + size]
+            arrays[name] = infer_tensor_to_numpy(described, chunk, max_bytes)
+            offset += size
+            continue
+        if "data" not in tensor:
+            raise InvalidArgument("Each input needs 'name', 'shape', 'datatype' and 'data'.")
         flat = to_array(tensor["data"], spec, name).reshape(-1)
         if flat.size != math.prod(shape):
             raise InvalidArgument(
@@ -250,6 +295,11 @@ def v2_inputs(body_inputs, inputs: dict[str, TensorSpec]) -> dict[str, np.ndarra
                 f"{flat.size}."
             )
         arrays[name] = flat.reshape(shape)
+    if offset != len(binary):
+        raise InvalidArgument(
+            f"{len(binary) - offset} bytes after the JSON header belong to no input: give each "
+            "binary input its parameters.binary_data_size."
+        )
     return arrays
 
 
@@ -278,3 +328,35 @@ def v2_outputs(outputs: dict[str, np.ndarray], names: list[str]) -> list[dict]:
         }
         for name in names
     ]
+
+
+def _binary_flags(body: dict):
+    """Whether an output goes back as binary data: its own ``parameters.binary_data``, else the
+    request's ``parameters.binary_data_output``."""
+    every = bool((body.get("parameters") or {}).get("binary_data_output"))
+    flags = {
+        o.get("name"): (o.get("parameters") or {}).get("binary_data")
+        for o in body.get("outputs") or []
+        if isinstance(o, dict)
+    }
+    return lambda name: every if flags.get(name) is None else bool(flags[name])
+
+
+def v2_response(response: dict, outputs: dict[str, np.ndarray], names: list[str],
+                body: dict) -> tuple[bytes, int | None]:  # fmt: skip
+    """The response body, and the JSON header's length when binary outputs follow it."""
+    is_binary = _binary_flags(body)
+    tensors, chunks = [], []
+    for name in names:
+        if not is_binary(name):
+            tensors.extend(v2_outputs(outputs, [name]))
+            continue
+        raw = numpy_to_raw(np.asarray(outputs[name]))
+        tensors.append({"name": name, "shape": list(outputs[name].shape),
+                        "datatype": NUMPY_TO_V2[outputs[name].dtype],
+                        "parameters": {"binary_data_size": len(raw)}})  # fmt: skip
+        chunks.append(raw)
+    header = json.dumps({**response, "outputs": tensors}).encode()
+    if not chunks:
+        return header, None
+    return header + b"".join(chunks), len(header)

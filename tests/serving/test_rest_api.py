@@ -176,6 +176,64 @@ def test_kserve_v2_rest(rest, test_images):
     assert outputs["probabilities"]["shape"] == [2, 10]
 
 
+def binary_call(port, header: dict, data: bytes, header_length=None):
+    """One v2 infer request with the binary data extension; ``(status, JSON, bytes after it)``."""
+    head = json.dumps(header).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v2/models/mnist/infer", data=head + data, method="POST"
+    )
+    request.add_header("Inference-Header-Content-Length", header_length or str(len(head)))
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+            length = int(response.headers.get("Inference-Header-Content-Length", len(body)))
+            return response.status, json.loads(body[:length]), body[length:]
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), b""
+
+
+def test_kserve_v2_rest_binary_tensor_data(rest, client, test_images):
+    images = np.ascontiguousarray(test_images[0][:3])
+    tensor = {"name": "images", "shape": [3, 28, 28, 1], "datatype": "UINT8",
+              "parameters": {"binary_data_size": images.nbytes}}  # fmt: skip
+    outputs = [{"name": "probabilities", "parameters": {"binary_data": True}}, {"name": "classes"}]
+    status, body, rest_bytes = binary_call(
+        rest, {"inputs": [tensor], "outputs": outputs}, images.tobytes()
+    )
+    assert status == 200, body
+    probabilities, classes = body["outputs"]
+    assert probabilities["parameters"] == {"binary_data_size": 3 * 10 * 4}
+    received = np.frombuffer(rest_bytes, "<f4").reshape(3, 10)
+    expected = client.predict("mnist", images)
+    np.testing.assert_allclose(received, expected["probabilities"], atol=1e-6)
+    assert classes["data"] == expected["classes"].tolist()
+    # Every output binary at once, as perf_analyzer asks.
+    status, body, rest_bytes = binary_call(
+        rest, {"inputs": [tensor], "parameters": {"binary_data_output": True}}, images.tobytes()
+    )
+    assert status == 200 and all("data" not in o for o in body["outputs"])
+    assert len(rest_bytes) == sum(o["parameters"]["binary_data_size"] for o in body["outputs"])
+
+
+@pytest.mark.parametrize(
+    ("size", "extra", "header_length", "message"),
+    [
+        (784 * 4, b"", None, "binary_data_size 3136 runs past the 784 bytes"),
+        (784, b"xx", None, "2 bytes after the JSON header belong to no input"),
+        (784, b"", "99999", "Inference-Header-Content-Length must be the JSON header's length"),
+        (-1, b"", None, "binary_data_size must be a byte count"),
+    ],
+)
+def test_binary_tensor_data_that_does_not_add_up_is_400(rest, test_images, size, extra,
+                                                        header_length, message):  # fmt: skip
+    image = np.ascontiguousarray(test_images[0][:1])
+    tensor = {"name": "images", "shape": [1, 28, 28, 1], "datatype": "UINT8",
+              "parameters": {"binary_data_size": size}}  # fmt: skip
+    status, body, _ = binary_call(rest, {"inputs": [tensor]}, image.tobytes() + extra,
+                                  header_length)  # fmt: skip
+    assert status == 400 and message in body["error"]
+
+
 def test_token_and_tls_apply_to_rest(make_repo, tmp_path, test_images):
     repo = make_repo()
     with ServerThread(loopback_settings(repo, auth_token="s3cret")) as running:
