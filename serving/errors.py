@@ -1,8 +1,9 @@
 """Domain errors that carry their gRPC status and HTTP status, and the decorator that maps them.
 
-Servicers never catch exceptions themselves: they raise these and ``@grpc_errors`` aborts the call
-with the error's status and message (the REST front end answers the HTTP status with the same
-message). Anything else becomes INTERNAL, logged with its traceback.
+Servicers raise these and ``@grpc_errors`` aborts the call with the error's status and message
+(the REST front end answers the HTTP status with the same message); they catch only what they
+turn into one of these (an image that does not decode becomes InvalidArgument). Anything else
+becomes INTERNAL, logged with its traceback.
 """
 
 import functools

@@ -198,7 +198,7 @@ class RestApi:
                         "version": str(number),
                         "state": status.state,
                         "status": {
-                            "error_code": "UNKNOWN" if status.error else "OK",
+                            "error_code": "INTERNAL" if status.error else "OK",
                             "error_message": status.error,
                         },
                     }

@@ -50,7 +50,7 @@ class WarmUpError(ValueError):
 
 def warm_up(version: LoadedVersion, largest_batch: int) -> None:
     """Replays the version's warm-up file, if it has one, then runs its numeric signatures on
-    zeros at each batch size up to ``largest_batch``."""
+    zeros at the batch sizes of :func:`warm_up_sizes` (powers of two, then ``largest_batch``)."""
     file = version.path / WARMUP_FILE
     if file.exists():
         replay_warmup_file(version, file)

@@ -310,7 +310,7 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
             model = build()
         model.jit_compile = config.jit_compile
 
-        # 4. Train: Keras fit, or the custom distributed step for multi-worker runs.
+        # 3. Train: Keras fit, or the custom distributed step for multi-worker runs.
         start = time.perf_counter()
         if config.strategy == "multiworker":
             distributed.fit_multiworker(
@@ -330,7 +330,7 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
             )  # fmt: skip
         seconds = time.perf_counter() - start
 
-    # 5. Final evaluation on the test split; calibration on the validation split; metrics.
+    # 4. Final evaluation on the test split; calibration on the validation split; metrics.
     report, calibration = evaluate(model, head, info, config, data)
     run.save_final_model(model)
     if distributed.is_chief(strategy):

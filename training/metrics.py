@@ -109,7 +109,8 @@ def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
     distinct scores in descending order, as scikit-learn's ``average_precision_score``.
 
     Tied scores form one threshold, so the result does not depend on the order of the rows
-    (ranking tied examples one by one would credit whichever came first). Rank by logits where
+    (ranking tied examples one by one would credit whichever came first). Without a positive
+    the result is NaN (scikit-learn says 0 with a warning), and mAP leaves the class out. Rank by logits where
     you have them: float32 sigmoids are exactly 1.0 for every logit above about 16.6.
     """
     positives = np.asarray(positives, bool)

@@ -91,5 +91,10 @@ def test_a_loss_contradicting_the_models_head_is_refused(head_name, loss, named)
 
 def test_the_heads_own_loss_and_custom_losses_are_accepted():
     model = create_model("mlp", input_shape=(8, 8, 1), num_classes=3, head="logits")
-    model.compile("adam", loss=get_head("logits").loss(label_smoothing=0.1))
+    own = get_head("logits").loss(label_smoothing=0.1)
+    model.compile("adam", loss=own)
+    assert model.loss is own and own.from_logits and own.label_smoothing == 0.1
     model.compile("adam", loss="mse")  # not a cross-entropy: the user's choice
+    assert model.loss == "mse"
+    loss = model.train_on_batch(np.zeros((4, 8, 8, 1)), np.eye(3)[[0, 1, 2, 0]])
+    assert np.isfinite(loss)

@@ -2,7 +2,7 @@
 either converts to an array no larger than the limit, or is refused with InvalidArgument or
 ResourceExhausted, quickly. Never another exception, never a large allocation."""
 
-import contextlib
+import math
 import time
 
 import numpy as np
@@ -85,18 +85,36 @@ def infer_tensors(draw):
     return tensor, raw
 
 
-def check_outcome(convert):
+def declared_bytes(shape, dtype) -> int | None:
+    """What a request's declared shape would take, with empty dimensions spanned as the
+    converters bound them; None for a shape or dtype no array can have."""
+    if dtype is None or any(d < 0 for d in shape):
+        return None
+    itemsize = converters.OBJECT_ITEMSIZE if dtype == np.object_ else np.dtype(dtype).itemsize
+    return math.prod(d for d in shape if d) * itemsize
+
+
+def check_outcome(convert, declared: int | None):
+    """Converts, or is refused with a message naming the input: ResourceExhausted only for a
+    shape over the limit, InvalidArgument for everything else."""
     start = time.perf_counter()
     try:
         array = convert()
-    except (InvalidArgument, ResourceExhausted):
+    except ResourceExhausted as error:
+        assert declared is not None and declared > LIMIT, error
+        assert "Input 'images'" in str(error) and f"{LIMIT:,} bytes" in str(error)
+        return
+    except InvalidArgument as error:
+        assert "'images'" in str(error), error
         return
     finally:
         assert time.perf_counter() - start < 1.0
     assert isinstance(array, np.ndarray)
     assert array.size * max(array.itemsize, 1) <= LIMIT
-    with contextlib.suppress(InvalidArgument):
+    try:
         validate_inputs(SIGNATURE, {"images": array}, max_batch=64)
+    except InvalidArgument as error:
+        assert "images" in str(error), error
 
 
 EMPTY_BESIDE_HUGE = tensor_pb2.TensorProto(  # found by this test: numpy's size overflowed
@@ -111,11 +129,14 @@ EMPTY_BESIDE_HUGE = tensor_pb2.TensorProto(  # found by this test: numpy's size 
 @given(tensor_protos())
 @example(EMPTY_BESIDE_HUGE)
 def test_any_tensor_proto_converts_or_is_refused(proto):
-    check_outcome(lambda: converters.tensor_proto_to_numpy(proto, "images", LIMIT))
+    shape = [d.size for d in proto.tensor_shape.dim]
+    declared = declared_bytes(shape, converters.TF_TO_NUMPY.get(proto.dtype))
+    check_outcome(lambda: converters.tensor_proto_to_numpy(proto, "images", LIMIT), declared)
 
 
 @FUZZ
 @given(infer_tensors())
 def test_any_infer_tensor_converts_or_is_refused(case):
     tensor, raw = case
-    check_outcome(lambda: converters.infer_tensor_to_numpy(tensor, raw, LIMIT))
+    declared = declared_bytes(list(tensor.shape), converters.V2_TO_NUMPY.get(tensor.datatype))
+    check_outcome(lambda: converters.infer_tensor_to_numpy(tensor, raw, LIMIT), declared)

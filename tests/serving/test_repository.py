@@ -1,11 +1,13 @@
 """The model repository: hot reload under load, failed loads, removal, policies and labels."""
 
 import gc
+import json
 import logging
 import re
 import shutil
 import threading
 import time
+import urllib.request
 import weakref
 
 import grpc
@@ -73,16 +75,27 @@ def test_hot_reload_under_concurrent_load_loses_no_request(
 
 def test_version_that_fails_to_load_never_replaces_a_working_one(make_repo, test_images):
     repo = make_repo([1])
-    with ServerThread(loopback_settings(repo)) as running:
+    with ServerThread(loopback_settings(repo, rest_port=0)) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         broken = repo / "mnist" / "2"
         broken.mkdir()
         (broken / "saved_model.pb").write_bytes(b"not a saved model")
         wait_for(lambda: any(s.version == 2 and s.state == 50 for s in client.status("mnist")))
         status = next(s for s in client.status("mnist") if s.version == 2)
-        assert status.status.error_code != 0 and status.status.error_message
+        assert status.status.error_code == 13 and status.status.error_message  # INTERNAL
         assert served_version(client, test_images[0][:1]) == 1
         assert {s.version: s.state for s in client.status("mnist")}[1] == 30
+        # REST says the same status by name; the repository index says why it is unavailable.
+        url = f"http://127.0.0.1:{running.rest_port}"
+        with urllib.request.urlopen(f"{url}/v1/models/mnist/versions/2", timeout=10) as answer:
+            (rest_status,) = json.loads(answer.read())["model_version_status"]
+        assert rest_status["status"] == {"error_code": "INTERNAL",
+                                         "error_message": status.status.error_message}  # fmt: skip
+        request = urllib.request.Request(f"{url}/v2/repository/index", data=b"{}")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            index = {entry["version"]: entry for entry in json.loads(answer.read())}
+        assert index["1"]["state"] == "READY" and index["2"]["state"] == "UNAVAILABLE"
+        assert index["2"]["reason"] == status.status.error_message
 
 
 def test_only_folders_named_in_ascii_digits_are_versions(tmp_path):

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import models
 from core.artifact import ArtifactError, read_metadata
 from training import datasets
 from training.config import build_config
-from training.export import ExportError, export_run
+from training.export import ExportError, build_archive, export_run
 from training.loop import train
 from zoo import cli
 
@@ -131,6 +132,21 @@ def test_multilabel_export_classes_are_indicators(tmp_path):
         result["classes"].numpy(), (probabilities >= 0.5).astype(np.int64)
     )
     assert json.loads((path / "assets.extra" / "zoo.json").read_text())["task"] == "multilabel"
+
+
+@pytest.mark.parametrize("temperature", [1.0, [0.5] * 10])
+def test_a_probability_exactly_at_the_threshold_is_a_label_present(tmp_path, temperature):
+    """The export's rule is core.outputs' (p >= threshold): zero weights give logits of exactly
+    0, so every probability is exactly 0.5, whatever the temperature, and every label is present."""
+    model = models.create_model("mlp", input_shape=(56, 56, 1), head="sigmoid_logits")
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    info = datasets.get_info("mnist_multilabel")
+    archive = build_archive(model, model.head, info, 0.5, temperature)
+    archive.write_out(str(tmp_path / "m"), verbose=False)
+    serving = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"]
+    result = serving(images=tf.zeros((2, 56, 56, 1), tf.uint8))
+    np.testing.assert_array_equal(result["probabilities"].numpy(), 0.5)
+    np.testing.assert_array_equal(result["classes"].numpy(), 1)
 
 
 def test_export_cli_errors_exit_2(tmp_path, capsys, mnist_run):

@@ -70,6 +70,15 @@ def test_one_decision_rule_at_the_threshold_itself(threshold):
     assert float(metric.result()) == pytest.approx(1.0)
 
 
+def test_a_class_without_positives_is_left_out_of_map():
+    targets = np.array([[1, 0], [0, 0], [1, 0]], np.float32)
+    logits = np.array([[2.0, 1.0], [-1.0, 0.5], [1.0, -2.0]], np.float32)
+    report = multilabel_report(1 / (1 + np.exp(-logits)), targets, 0.5, logits)
+    assert np.isnan(average_precision(logits[:, 1], targets[:, 1].astype(bool)))
+    assert report["average_precision"][0] == 1.0 and np.isnan(report["average_precision"][1])
+    assert report["mAP"] == 1.0
+
+
 def test_positive_weights_from_label_frequencies():
     targets = np.array(list(itertools.islice(itertools.cycle([[1, 0, 1], [0, 0, 1]]), 10)))
     targets[0, 1] = 1

@@ -79,6 +79,14 @@ def test_sigkill_then_resume_continues_from_checkpoint(tmp_path):
     assert [row["epoch"] for row in history] == list(range(8))
     assert history[-1]["loss"] < history[0]["loss"]
 
+    # Resuming the finished run is refused and touches nothing.
+    stamps = {p: p.stat().st_mtime_ns for p in (run.model_path, run.metrics_path)}
+    again = subprocess.run(train_command("--resume", str(run.path)), cwd=ROOT, env=user_environment,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 2
+    assert "finished its 8 epochs; there is nothing to resume" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
 
 def free_ports(count):
     sockets = [socket.socket() for _ in range(count)]

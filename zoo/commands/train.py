@@ -57,6 +57,7 @@ def run(args) -> int:
 
     prefer_onednn_kernels()  # before TensorFlow's import below
     start_tensorflow()
+    from core.errors import ConfigError
     from training.config import TrainConfig, build_config, load_yaml
     from training.loop import train
     from training.run_dir import RunDir
@@ -65,6 +66,13 @@ def run(args) -> int:
     if args.resume:
         run_dir = RunDir.open(args.resume)
         config = build_config(load_yaml(run_dir.config_path))
+        state = run_dir.read_state()
+        if state.get("status") == "completed":
+            raise ConfigError(
+                f"Run {str(run_dir.path)!r} finished its {state.get('epochs_done')} epochs; there "
+                "is nothing to resume, and its model and metrics stay as they are. To train "
+                f"longer, start a new run: zoo train --config {run_dir.config_path} --epochs N"
+            )
         if overrides or args.config:
             print(
                 "zoo train: --resume continues with the run's own config.yaml; other flags are "
