@@ -12,10 +12,13 @@ threads are divided between them. The client sees one server:
 - SIGTERM/SIGINT/SIGHUP: forwarded once to every worker, which drains its in-flight requests (one
   still starting exits at once); the supervisor exits 0 when all of them did. A worker whose
   supervisor dies (even of SIGKILL) is sent SIGTERM by the kernel, so none is left serving alone;
-- a worker that dies after it served (killed for memory, a crash in native code) is replaced, as
-  gunicorn and uvicorn replace theirs, so the server keeps its capacity; one that dies before it
-  served failed to start (a busy port, a broken repository), which a replacement would repeat:
-  the supervisor then stops the others and exits 1.
+- a worker that dies once the server has served (killed for memory, a crash in native code, a
+  file that kills it while it loads) is replaced, as gunicorn and uvicorn replace theirs, so the
+  server keeps its capacity; the others serve meanwhile. A worker that dies again within a minute
+  of its start waits before its next replacement, twice as long each time (0.5 s up to 30 s), so
+  a crash that repeats does not spin. Only a worker that dies before the server ever served
+  failed to start (a busy port, a broken repository), which a replacement would repeat: the
+  supervisor then stops the others and exits 1.
 """
 
 import contextlib
@@ -29,6 +32,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
@@ -40,6 +44,8 @@ log = logging.getLogger("zoo.serving")
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1  # prctl(2)
+FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.5, 30.0
+STABLE_SECONDS = 60.0  # a worker that lived this long starts its backoff afresh
 
 
 def _exit_before_serving(_signum, _frame):
@@ -94,6 +100,7 @@ class _Slot:
     process: multiprocessing.Process
     listening: object
     serving: object
+    started: float
 
 
 def ensure_ports_free(settings: ServerSettings) -> None:
@@ -137,7 +144,7 @@ def run_workers(settings: ServerSettings) -> int:
             name=f"zoo-worker-{index}",
         )
         process.start()
-        return _Slot(process, listening, serving)
+        return _Slot(process, listening, serving, time.monotonic())
 
     slots: list[_Slot] = []
     stopping = threading.Event()
@@ -162,23 +169,36 @@ def run_workers(settings: ServerSettings) -> int:
         for signum in STOP_SIGNALS:
             signal.signal(signum, forward)
         log.info("Started %d workers (%d TensorFlow threads each)", count, threads)
-        running = set(range(count))
-        while running:
-            wait([slots[index].process.sentinel for index in running])
+        running, restarts = set(range(count)), {}  # restarts: index -> when to start it
+        failures, served = [0] * count, False
+        while running or restarts:
+            timeout = None if not restarts else min(restarts.values()) - time.monotonic()
+            wait([slots[i].process.sentinel for i in running], timeout=_bounded(timeout))
+            for index, due in list(restarts.items()):
+                if stopping.is_set() or due <= time.monotonic():
+                    del restarts[index]
+                    if not stopping.is_set():
+                        slots[index] = start_worker(index)
+                        running.add(index)
             for index in [i for i in running if slots[i].process.exitcode is not None]:
                 slot = slots[index]
+                running.discard(index)
                 multiprocess.mark_process_dead(slot.process.pid, metrics_dir)
+                served = served or any(s.serving.value for s in slots)
                 if stopping.is_set():
-                    running.discard(index)
-                elif slot.serving.value:
-                    log.warning("Worker %d (pid %d) exited with code %s; starting a replacement",
-                                index, slot.process.pid, slot.process.exitcode)  # fmt: skip
-                    slots[index] = start_worker(index)
+                    continue
+                if served:
+                    lived = time.monotonic() - slot.started
+                    failures[index] = 0 if lived >= STABLE_SECONDS else failures[index] + 1
+                    delay = _backoff(failures[index])
+                    log.warning("Worker %d (pid %d) exited with code %s; starting a replacement "
+                                "in %.1f s", index, slot.process.pid, slot.process.exitcode,
+                                delay)  # fmt: skip
+                    restarts[index] = time.monotonic() + delay
                 else:
                     log.error("Worker %d exited with code %s before it served; stopping the "
                               "others", index, slot.process.exitcode)  # fmt: skip
                     failed = True
-                    running.discard(index)
                     forward(signal.SIGTERM)
         codes = [slot.process.exitcode for slot in slots]
         log.info("Workers exited with %s", codes)
@@ -190,6 +210,20 @@ def run_workers(settings: ServerSettings) -> int:
         if metrics_server:
             metrics_server.shutdown()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _backoff(failures: int) -> float:
+    """Seconds before the next replacement of a worker that died ``failures`` times in a row
+    soon after its start: none the first time, then 0.5 s doubling up to 30 s."""
+    if failures <= 1:
+        return 0.0
+    return min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (failures - 2))
+
+
+def _bounded(timeout: float | None) -> float | None:
+    """A wait's timeout, at least 0 and at most half a second while a restart is due (a stop
+    signal meanwhile must not wait for it)."""
+    return None if timeout is None else min(max(timeout, 0.0), 0.5)
 
 
 def _signal_once_listening(process, listening, signum: int) -> None:

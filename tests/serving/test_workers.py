@@ -160,6 +160,31 @@ def test_a_worker_that_dies_is_replaced(make_repo, test_images):
     assert "Workers exited with [0, 0]" in log
 
 
+def test_a_replacement_that_dies_before_serving_is_retried_with_backoff(make_repo, test_images):
+    """A worker that keeps dying (a file that kills it while it loads) never takes the server
+    down: the other worker serves on, and each quick death waits longer before the next try."""
+    port = free_port()
+    supervisor = Supervisor(make_repo(), port, free_port(), free_port())
+    try:
+        supervisor.wait_for("Serving ['mnist']", count=2)
+        first, survivor = worker_processes(supervisor)
+        first.kill()
+        supervisor.wait_for("exited with code -9; starting a replacement in 0.0 s")
+        deadline = time.monotonic() + 60
+        while not (fresh := [w for w in worker_processes(supervisor) if w.pid != survivor.pid]):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        fresh[0].kill()  # long before it can have loaded TensorFlow and served
+        supervisor.wait_for("exited with code -9; starting a replacement in 0.5 s")
+        assert fresh_client(port).predict("mnist", test_images[0][:1])["classes"].shape == (1,)
+        supervisor.wait_for("Serving ['mnist']", count=3)
+        assert survivor.is_running()
+    finally:
+        code, log = supervisor.terminate()
+    assert code == 0, log[-2000:]
+    assert "stopping the others" not in log
+
+
 def test_a_port_held_by_another_program_stops_the_server_before_any_worker_starts(make_repo):
     """A REST port held by another program: every worker would fail before it serves, so the
     supervisor refuses at once, naming the port, rather than start them (or restart them)."""
@@ -191,3 +216,9 @@ def test_a_second_server_on_a_port_held_by_workers_refuses_to_start(make_repo):
     finally:
         code, log = supervisor.terminate()
     assert code == 0 and "Workers exited with [0, 0]" in log
+
+
+def test_backoff_doubles_from_the_second_quick_death_up_to_30_seconds():
+    from serving.workers import _backoff
+
+    assert [_backoff(n) for n in range(1, 10)] == [0, 0.5, 1, 2, 4, 8, 16, 30, 30]
