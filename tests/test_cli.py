@@ -138,3 +138,10 @@ def test_numeric_flags_out_of_range_exit_2_naming_the_value(argv, message, capsy
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere", "/tmp/abs", "a/b", ".hidden", "x" * 101])
+def test_a_run_name_stays_one_folder_inside_the_runs_root(name, capsys, tmp_path):
+    code = cli.main(["train", "--name", name, "--runs-root", str(tmp_path / "runs")])
+    assert code == 2 and "must be one folder name inside the runs root" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()

@@ -8,6 +8,7 @@ declarations. The resolved config is saved as ``config.yaml`` in the run directo
 """
 
 import math
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +21,9 @@ from core.settings import validation_message
 from training.run_dir import write_atomic
 
 __all__ = ["ConfigError", "TrainConfig", "build_config", "load_yaml", "parse_config", "validate"]
+
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 class TrainConfig(BaseModel):
@@ -165,6 +169,16 @@ class TrainConfig(BaseModel):
     def image_hw(self) -> tuple[int, int] | None:
         """``image_size`` as ``(height, width)``, or None when not set."""
         return _image_size(self.image_size) if self.image_size else None
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder_name(cls, value: str) -> str:
+        if value == "" or RUN_NAME.fullmatch(value):
+            return value
+        raise ValueError(
+            "must be one folder name inside the runs root: letters, digits, '_', '-' and '.', "
+            "starting with a letter or digit, at most 100 characters"
+        )
 
     @field_validator("pos_weight")
     @classmethod

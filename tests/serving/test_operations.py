@@ -232,6 +232,23 @@ def test_zoo_predict_reads_a_photo_larger_than_the_server_decodes(server, tmp_pa
     assert capsys.readouterr().out.startswith(f"{photo}: ")
 
 
+def test_zoo_predict_bounds_what_it_reads(server, tmp_path, capsys):
+    """A file over 64 MiB is refused from its size, unread (here a sparse 1 TiB file); an image
+    whose header declares more pixels than PIL decodes is refused from its header."""
+    huge = tmp_path / "huge.png"
+    with open(huge, "wb") as stream:
+        stream.truncate(1 << 40)
+    argv = ["predict", "--server", f"127.0.0.1:{server.port}", "--model", "mnist"]
+    start = time.perf_counter()
+    assert cli.main([*argv, str(huge)]) == 2
+    assert time.perf_counter() - start < 5
+    assert "is 1,099,511,627,776 bytes, over the 67,108,864" in capsys.readouterr().err
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20000, 20000)).save(bomb)  # 400 MP in a few hundred KB
+    assert cli.main([*argv, str(bomb)]) == 2
+    assert "too many pixels to decode" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigterm_finishes_in_flight_requests_and_exits_0(make_repo, test_images, workers):
     port = free_port()

@@ -3,6 +3,7 @@
 from zoo.commands.help import add_command, number_in
 
 REQUIRES = ("serving",)  # packages this command runs on
+MAX_IMAGE_FILE_BYTES = 64 << 20
 
 EXAMPLES = """
   zoo predict --server localhost:8500 --model mnist digit.png
@@ -56,7 +57,14 @@ def load_image(path: str, shape: tuple[int, int, int]):
     from core.images import ImageError, decode_image
 
     try:
-        # The user's own files: no server-side bound on pixels (a phone photo may pass 16 MP).
+        size = Path(path).stat().st_size
+        if size > MAX_IMAGE_FILE_BYTES:
+            raise ZooError(
+                f"Image {path!r} is {size:,} bytes, over the {MAX_IMAGE_FILE_BYTES:,} that "
+                "zoo predict reads; give a PNG or JPEG image file."
+            )
+        # The user's own files: PIL's own bound on pixels, not the server's (a phone photo may
+        # pass 16 MP).
         return decode_image(Path(path).read_bytes(), shape, f"Image {path!r}", max_pixels=None)
     except OSError as error:
         raise ZooError(f"Cannot read image {path!r}: {error.strerror}.") from None
