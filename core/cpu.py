@@ -2,6 +2,7 @@
 it, and benchmark results are labelled with it."""
 
 import functools
+import math
 import os
 import platform
 from pathlib import Path
@@ -55,3 +56,31 @@ def prefer_onednn_kernels() -> None:
     Eigen.
     """
     os.environ.setdefault(ONEDNN_VARIABLE, "1")
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
+    """The CPUs this container may use by its cgroup quota (``docker run --cpus``, a Kubernetes
+    CPU limit): cgroup v2's ``cpu.max``, else v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``;
+    None without a quota."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota <= 0 or period <= 0 else quota / period
+
+
+def usable_cores(root: Path = CGROUP_ROOT) -> int:
+    """The cores this process may run on: its affinity, capped by the cgroup quota (rounded up,
+    at least 1). ``os.cpu_count()`` counts the host's, which a container may not have."""
+    cores = len(os.sched_getaffinity(0))
+    quota = cpu_quota(root)
+    return cores if quota is None else max(1, min(cores, math.ceil(quota)))

@@ -8,7 +8,6 @@ of bounds into one ConfigError line naming the key, the value and what is allowe
 need the file system (TLS files, the repository) run there too, before any port opens.
 """
 
-import os
 import ssl
 from pathlib import Path
 from typing import Literal
@@ -16,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.cpu import usable_cores
 from core.errors import ConfigError
 from core.settings import validation_message
 
@@ -121,7 +121,8 @@ class ServerSettings(BaseSettings):
         ge=0,
         le=64,
         description="processes serving the same ports (SO_REUSEPORT), each with its own loaded "
-        "models, batchers and event loop; 0: one per core this process may use",
+        "models, batchers and event loop; 0: one per core this process may use (its CPU "
+        "affinity, capped by the container's CPU quota)",
     )
     loop: Literal["auto", "uvloop", "asyncio"] = Field(
         "auto",
@@ -184,8 +185,9 @@ class ServerSettings(BaseSettings):
 
     @property
     def worker_count(self) -> int:
-        """``workers``, with 0 resolved to the cores this process may run on."""
-        return self.workers or len(os.sched_getaffinity(0))
+        """``workers``, with 0 resolved to the cores this process may run on (its affinity and
+        its container's CPU quota)."""
+        return self.workers or usable_cores()
 
 
 def check_files(settings: ServerSettings) -> None:

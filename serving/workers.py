@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
+from core.cpu import usable_cores
 from core.errors import ConfigError
 from core.quiet import start_quietly
 from serving.settings import ServerSettings
@@ -131,7 +132,7 @@ def run_workers(settings: ServerSettings) -> int:
 
     ensure_ports_free(settings)
     count = settings.worker_count
-    threads = max(1, len(os.sched_getaffinity(0)) // count)
+    threads = max(1, usable_cores() // count)
     metrics_dir = tempfile.mkdtemp(prefix="zoo-metrics-")
     os.environ[METRICS_DIR_VARIABLE] = metrics_dir  # inherited by the workers, read at import
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked TF state
