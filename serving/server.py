@@ -242,13 +242,19 @@ async def serve(
     rest_runner, rest_port = await _start_rest(settings, dataplane, metrics, reuse_port=worker)
     await set_health("", dataplane.ready())
     poller = asyncio.get_running_loop().create_task(_poll_forever(dataplane, settings.poll_seconds))
+    if settings.metrics_port < 0:
+        metrics_said = "no metrics port"
+    elif worker:  # the supervisor serves every worker's metrics on the port
+        metrics_said = f"metrics on port {settings.metrics_port} (the supervisor's)"
+    else:
+        metrics_said = f"metrics on port {metrics_port}"
     log.info(
-        "Serving %s on %s (%s), REST on port %s, metrics on port %s, %s event loop",
+        "Serving %s on %s (%s), REST on port %s, %s, %s event loop",
         dataplane.model_names(),
         address.replace(str(settings.port), str(port)),
         "TLS" if credentials else "plaintext",
-        rest_port,
-        metrics_port,
+        rest_port if rest_port >= 0 else "off",
+        metrics_said,
         type(asyncio.get_running_loop()).__module__.split(".")[0],
     )
     if on_started:

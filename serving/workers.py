@@ -90,7 +90,9 @@ def _worker(settings: ServerSettings, threads: int, listening, serving, supervis
     def started(_running) -> None:
         serving.value = 1
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(  # each line names its worker: zoo-worker-N
+        level=logging.INFO, format="%(asctime)s %(levelname)s [%(processName)s] %(message)s"
+    )
     event_loop.run(serve(settings, started, worker=True), settings.loop)
 
 

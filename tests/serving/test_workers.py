@@ -104,6 +104,10 @@ def test_two_workers_share_ports_metrics_and_reloads(make_repo, exported_version
         code, log = supervisor.terminate()
     assert code == 0, log[-2000:]
     assert "Started 2 workers" in log
+    for index in (0, 1):  # each worker's lines name it, and the metrics port that serves
+        (serving,) = [line for line in log.splitlines()
+                      if f"[zoo-worker-{index}] Serving ['mnist']" in line]  # fmt: skip
+        assert f"metrics on port {metrics_port} (the supervisor's)" in serving
 
 
 def test_sigterm_while_the_workers_start_stops_them_cleanly(make_repo):
