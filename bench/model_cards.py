@@ -209,7 +209,7 @@ def pack(run_path: str, data_dir: str) -> Path:
     shipped.load_weights(weights)
 
     data = load_data(config, info, label_format_for(info.task, head, config))
-    report, calibration = evaluate(shipped, head, info, config, data)
+    report, calibration, _ = evaluate(shipped, head, info, config, data)
     report.pop("confusion_matrix", None)
     temperature = calibration["temperature"] if calibration else 1.0
     flops = multiply_adds(shipped) * (2 if config.test_time_flip else 1)

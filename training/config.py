@@ -23,6 +23,13 @@ from training.run_dir import write_atomic
 __all__ = ["ConfigError", "TrainConfig", "build_config", "load_yaml", "parse_config", "validate"]
 
 
+# What the HParams dashboard compares runs by: the recipe, not paths, limits or plumbing.
+HYPERPARAMETERS = (
+    "model", "dataset", "image_size", "head", "model_options", "epochs", "batch_size", "lr",
+    "optimizer", "weight_decay", "schedule", "warmup_fraction", "label_smoothing", "focal",
+    "focal_gamma", "pos_weight", "threshold", "augmentation", "max_shift", "test_time_flip",
+    "validation_split", "seed", "mixed_precision",
+)  # fmt: skip
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
@@ -195,6 +202,12 @@ class TrainConfig(BaseModel):
 
     def to_dict(self) -> dict:
         return self.model_dump()
+
+    def hyperparameters(self) -> dict:
+        """The recipe's keys (``HYPERPARAMETERS``) as the HParams dashboard's scalars and text."""
+        values = self.to_dict()
+        return {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+                for k, v in ((k, values[k]) for k in HYPERPARAMETERS)}  # fmt: skip
 
     def save(self, path: Path) -> None:
         """Writes the config as YAML, atomically: a full disk leaves no empty config.yaml."""

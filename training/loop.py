@@ -25,7 +25,13 @@ from training.metrics import keras_metrics, multiclass_report, multilabel_report
 from training.precision_probe import PrecisionCache, PrecisionProbe, probe_setting
 from training.recipe import build_model, build_optimizer, label_format_for
 from training.run_dir import RunDir, RunDirError, write_json_atomic
-from training.tensorboard import TensorBoardExtras, write_final_metrics, write_hparams
+from training.tensorboard import (
+    TensorBoardExtras,
+    write_final_images,
+    write_final_metrics,
+    write_graph,
+    write_hparams,
+)
 
 EVAL_BATCH_SIZE = 512
 TENSORBOARD_EVAL_EXAMPLES = 512
@@ -193,7 +199,10 @@ def fit_callbacks(config, run: RunDir, history: list[dict], data: Data, head, in
     return [
         LearningRateAndThroughput(len(data.x_train)),  # first: the others log what it adds
         AtomicCheckpoint(run, history),
-        keras.callbacks.TensorBoard(run.logs, histogram_freq=config.histogram_freq),
+        # The graph is tensorboard.write_graph's: Keras 3 writes none for these models.
+        keras.callbacks.TensorBoard(
+            run.logs, histogram_freq=config.histogram_freq, write_graph=False
+        ),
         TensorBoardExtras(run.logs, images[shown], labels[shown], head, info.class_names,
                           info.task, config.threshold, config.sample_images),
         *line,  # last: it prints what the others added
@@ -241,10 +250,10 @@ def calibration_report(model, head, info, data: Data, test_logits: np.ndarray, f
     )
 
 
-def evaluate(model, head, info, config: TrainConfig, data: Data) -> tuple[dict, dict | None]:
-    """``(report, calibration)`` of a trained model: the temperature fitted on the validation
-    split (None without one, or with ``calibrate`` off) and the test metrics of the calibrated
-    outputs, the ones the export serves."""
+def evaluate(model, head, info, config: TrainConfig, data: Data) -> tuple[dict, dict | None, dict]:
+    """``(report, calibration, outputs)`` of a trained model: the temperature fitted on the
+    validation split (None without one, or with ``calibrate`` off), the test metrics of the
+    calibrated outputs (the ones the export serves) and those outputs."""
     outputs = predict_outputs(model, head, data.x_test, config.test_time_flip)
     calibration = None
     if config.calibrate and data.has_validation_split:
@@ -252,7 +261,7 @@ def evaluate(model, head, info, config: TrainConfig, data: Data) -> tuple[dict, 
             model, head, info, data, outputs["logits"], config.test_time_flip
         )
         outputs = calibrated(outputs, calibration["temperature"], head.task)
-    return final_report(outputs, head, info, config, data), calibration
+    return final_report(outputs, head, info, config, data), calibration, outputs
 
 
 def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2) -> RunDir:
@@ -304,8 +313,8 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
         if checkpoint:
             model = checkpoint[1]
         elif resume is None:
-            hparams = {**config.to_dict(), "model_options": str(config.model_options)}
-            write_hparams(run.logs, hparams, run.path.name)
+            write_hparams(run.logs, config.hyperparameters(), run.path.name)
+            write_graph(run.logs, model)
         else:  # resumed before its first checkpoint
             model = build()
         model.jit_compile = config.jit_compile
@@ -331,10 +340,12 @@ def train(config: TrainConfig, *, resume: RunDir | None = None, verbose: int = 2
         seconds = time.perf_counter() - start
 
     # 4. Final evaluation on the test split; calibration on the validation split; metrics.
-    report, calibration = evaluate(model, head, info, config, data)
+    report, calibration, outputs = evaluate(model, head, info, config, data)
     run.save_final_model(model)
     if distributed.is_chief(strategy):
         write_final_metrics(run.logs, report, step=config.epochs, calibration=calibration)
+        write_final_images(run.logs, data.x_test, data.y_test, outputs["probabilities"], info,
+                           config.threshold, step=config.epochs)  # fmt: skip
     metrics = {"dataset": info.to_json(), "model": config.model, "head": config.head,
                "epochs": config.epochs, "test": report, "history": history,
                "train_seconds_this_session": seconds,

@@ -1,6 +1,8 @@
-"""TensorBoard beyond Keras' scalars and histograms: labelled sample images, a confusion matrix
-(multiclass), per-class PR curves (multilabel), the hparams session of the run and the
-reliability diagram of its calibration.
+"""TensorBoard beyond Keras' scalars and histograms: the model's graph; each epoch, labelled
+sample images and a confusion matrix (multiclass) or per-class PR curves (multilabel) on a slice
+of the monitored split; at the end, the same on the whole test split with a gallery of the most
+confident mistakes; the hparams session of the run and the reliability diagram of its
+calibration.
 
 Images are drawn with matplotlib's object-oriented API (no pyplot, no global backend state) and
 logged as image summaries.
@@ -19,6 +21,7 @@ from core.outputs import MULTICLASS, MULTILABEL, confusion_matrix, decide
 from training.datasets.pipeline import image_batches
 
 PR_CURVE_THRESHOLDS = 101
+MISTAKES_SHOWN = 24
 
 
 def figure_to_image(figure) -> tf.Tensor:
@@ -196,3 +199,49 @@ def write_final_metrics(log_dir, metrics: dict, step: int, calibration: dict | N
                     tf.summary.scalar(f"final/calibration/{name}_{when}", value)
             figure = reliability_figure(calibration["reliability"], calibration["temperature"])
             tf.summary.image("calibration/reliability_diagram", figure_to_image(figure))
+
+
+def write_graph(log_dir, model: keras.Model) -> None:
+    """The inference graph of ``model`` (one image batch in, its outputs) for the Graphs tab."""
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+    graph = tf.function(lambda images: model(images, training=False)).get_concrete_function(spec)
+    with tf.summary.create_file_writer(str(log_dir)).as_default():
+        tf.summary.graph(graph.graph)
+
+
+def most_confident_mistakes(labels, probabilities, task, threshold) -> np.ndarray:
+    """Indices of wrongly decided test images, most confident first (multiclass: the wrong class'
+    probability; multilabel: the largest distance of a wrong label's probability from its truth)."""
+    predicted = decide(probabilities, task, threshold)
+    labels = np.asarray(labels)
+    if task == MULTICLASS:
+        wrong = np.flatnonzero(predicted != labels)
+        confidence = probabilities[wrong, predicted[wrong]]
+    else:
+        wrong = np.flatnonzero((predicted != labels).any(axis=1))
+        confidence = np.abs(probabilities[wrong] - labels[wrong]).max(axis=1)
+    return wrong[np.argsort(-confidence, kind="stable")]
+
+
+def write_final_images(log_dir, images, labels, probabilities, info, threshold, step: int) -> None:
+    """The final model on the whole test split, as the export serves it: its confusion matrix
+    (multiclass) or PR curves (multilabel) and its most confident mistakes (``final/...``)."""
+    task, class_names = info.task, list(info.class_names)
+    predicted = decide(probabilities, task, threshold)
+    with tf.summary.create_file_writer(str(log_dir / "test")).as_default(step=step):
+        if task == MULTICLASS:
+            confusion = confusion_matrix(labels, predicted, len(class_names))
+            figure = confusion_figure(confusion, class_names)
+            tf.summary.image("final/confusion_matrix", figure_to_image(figure))
+        else:
+            for index, name in enumerate(class_names):
+                summary = pr_curve_summary.pb(
+                    f"final/pr_curve/{name}", labels=np.asarray(labels)[:, index].astype(bool),
+                    predictions=probabilities[:, index], num_thresholds=PR_CURVE_THRESHOLDS,
+                )  # fmt: skip
+                write_raw_summary(summary, step)
+        shown = most_confident_mistakes(labels, probabilities, task, threshold)[:MISTAKES_SHOWN]
+        if len(shown):
+            figure = sample_grid(images[shown], np.asarray(labels)[shown], predicted[shown],
+                                 class_names, task)  # fmt: skip
+            tf.summary.image("final/most_confident_mistakes", figure_to_image(figure))

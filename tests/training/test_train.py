@@ -5,9 +5,10 @@ import math
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 from helpers import event_tags
 
-from training.config import ConfigError, build_config, load_yaml
+from training.config import HYPERPARAMETERS, ConfigError, build_config, load_yaml
 from training.loop import train
 from training.run_dir import RunDir
 from zoo import cli
@@ -48,13 +49,43 @@ def test_shipped_config_short_run_writes_everything(config_path, tmp_path, tiny_
     assert config.validation_split > 0 and "temperature" in metrics["calibration"]
     assert ("calibration/reliability_diagram", "images") in tags["."]
     assert {"final/calibration/ece_before", "final/calibration/ece_after"} <= root
+    final = tags["test"]  # the whole test split, decided as the export serves
+    assert ("final/most_confident_mistakes", "images") in final
     if metrics["dataset"]["task"] == "multiclass":
         assert ("confusion_matrix", "images") in validation
+        assert ("final/confusion_matrix", "images") in final
         assert "final/accuracy" in root and 0.0 <= metrics["test"]["accuracy"] <= 1.0
     else:
         pr_curves = {tag for tag, plugin in validation if plugin == "pr_curves"}
         assert len(pr_curves) == 10, "one PR curve per class"
+        assert len({tag for tag, plugin in final if plugin == "pr_curves"}) == 10
         assert {"final/exact_match", "final/micro_f1", "final/macro_f1", "final/mAP"} <= root
+    assert graph_nodes(run.logs) > 10, "the Graphs tab has the model"
+    assert hparams_keys(run.logs) == set(HYPERPARAMETERS), "the recipe, not paths or plumbing"
+
+
+def root_events(log_dir: Path):
+    for path in log_dir.glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            yield tf.compat.v1.Event.FromString(record.numpy())
+
+
+def graph_nodes(log_dir: Path) -> int:
+    graphs = [tf.compat.v1.GraphDef.FromString(e.graph_def) for e in root_events(log_dir)
+              if e.graph_def]  # fmt: skip
+    return max((len(graph.node) for graph in graphs), default=0)
+
+
+def hparams_keys(log_dir: Path) -> set[str]:
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    for event in root_events(log_dir):
+        for value in event.summary.value:
+            if value.tag == "_hparams_/session_start_info":
+                content = value.metadata.plugin_data.content
+                data = plugin_data_pb2.HParamsPluginData.FromString(content)
+                return set(data.session_start_info.hparams)
+    return set()
 
 
 def test_same_seed_reproduces_metrics(tmp_path):
