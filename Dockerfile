@@ -3,10 +3,10 @@
 #   docker build -t zoo .
 #   docker run -p 8500:8500 -p 8501:8501 -p 8502:8502 -v "$PWD/model_repo:/models:ro" zoo
 #
-# The set-up is scripts/setup.sh, the same pinned installation the README and CI use, less JAX
-# (ZOO_SETUP_JAX=0: only the GPU bench and its tests train on it). The image holds only what the
-# server runs on: core/, serving/ and the zoo CLI (which then offers `serve` and `predict`); the
-# model zoo, training, benchmarks and data stay out.
+# The set-up is scripts/setup.sh, the same pinned installation the README and CI use, limited to
+# the server's own set (ZOO_SETUP_SERVING=1: requirements-serving.txt, no Keras, training,
+# export converters, benchmarks or test tools). The image holds only what the server runs on:
+# core/, serving/ and the zoo CLI (which then offers `serve` and `predict`).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,12 +15,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/zoo/.venv/bin:$PATH
 
 WORKDIR /opt/zoo
-COPY requirements.txt requirements-jax.txt pyproject.toml README.md ./
+COPY requirements.txt requirements-serving.txt requirements-jax.txt pyproject.toml README.md ./
 COPY scripts/ scripts/
 COPY core/ core/
 COPY serving/ serving/
 COPY zoo/ zoo/
-RUN ZOO_SETUP_JAX=0 scripts/setup.sh && rm -rf /root/.cache/pip
+RUN ZOO_SETUP_SERVING=1 scripts/setup.sh && rm -rf /root/.cache/pip
 
 RUN useradd --system --uid 10001 --home-dir /home/zoo --create-home zoo
 USER zoo

@@ -22,6 +22,11 @@ from core.settings import validation_message
 from serving.errors import NotFound
 from serving.runtime import LoadedVersion
 from serving.settings import BatchingOptions
+from serving.tfserving_config import (
+    TextProtoError,
+    is_model_config_list,
+    models_from_text_proto,
+)
 from serving.warmup import warm_up
 
 log = logging.getLogger("zoo.serving")
@@ -89,9 +94,16 @@ class VersionStatus:
 
 def read_model_config(path: str, defaults: BatchingOptions) -> list[ModelConfig]:
     """Models from a YAML file: ``models: {NAME: {base_path, version_policy, version_labels,
-    batching}}``; relative base paths are relative to the file."""
+    batching}}``, or from TensorFlow Serving's ``model_config_list`` text format (without
+    per-model batching); relative base paths are relative to the file."""
     try:
-        data = yaml_text.load(Path(path).read_text()) or {}
+        text = Path(path).read_text()
+        if is_model_config_list(text):  # TensorFlow Serving's --model_config_file
+            data = {"models": models_from_text_proto(text, path)}
+        else:
+            data = yaml_text.load(text) or {}
+    except TextProtoError as error:
+        raise ModelConfigError(str(error)) from None
     except (OSError, UnicodeDecodeError, yaml_text.YamlError) as error:
         raise ModelConfigError(f"Cannot read model config {path!r}: {error}") from None
     models = data.get("models") if isinstance(data, dict) else None

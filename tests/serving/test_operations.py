@@ -327,8 +327,22 @@ def test_healthcheck_module_used_by_the_dockerfile(server):
     assert check(f"127.0.0.1:{server.port}") and check(f"127.0.0.1:{server.port}", "mnist")
     assert not check(f"127.0.0.1:{free_port()}", timeout=1)
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "serving.healthcheck" in dockerfile and "scripts/setup.sh" in dockerfile
-    assert "USER zoo" in dockerfile
+    assert "serving.healthcheck" in dockerfile and "USER zoo" in dockerfile
+    assert "ZOO_SETUP_SERVING=1 scripts/setup.sh" in dockerfile  # the server's set only
+    assert "COPY requirements.txt requirements-serving.txt" in dockerfile
+
+
+def pins(path: Path) -> dict[str, str]:
+    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return dict(line.split("==") for line in lines if "==" in line)
+
+
+def test_the_full_set_is_the_servers_set_plus_the_rest_pinned_once():
+    serving, full = pins(ROOT / "requirements-serving.txt"), pins(ROOT / "requirements.txt")
+    assert "-r requirements-serving.txt" in (ROOT / "requirements.txt").read_text()
+    assert not set(serving) & set(full), "each package pinned in one file"
+    left_out = {"tensorflow-datasets", "matplotlib", "onnxruntime", "pytest", "ruff"}
+    assert left_out <= set(full) and not left_out & set(serving)
 
 
 def test_max_connection_age_recycles_connections_without_failing_calls(make_repo, test_images):

@@ -16,6 +16,7 @@ import pytest
 from helpers import loopback_settings
 
 from core.artifact import existing_versions, ignored_version_folders, versions_on_disk
+from core.errors import ConfigError
 from serving.client import PredictionClient, predict_request
 from serving.repository import ModelConfigError, VersionPolicy, read_model_config
 from serving.server import ServerThread
@@ -249,6 +250,74 @@ def test_version_policies():
     assert VersionPolicy("latest", 2).select([1, 5, 3]) == {3, 5}
     assert VersionPolicy("all").select([1, 2]) == {1, 2}
     assert VersionPolicy("specific", versions=(2, 9)).select([1, 2]) == {2}
+
+
+TF_SERVING_CONFIG = """# TensorFlow Serving's --model_config_file, as users write it
+model_config_list {
+  config {
+    name: "digits"
+    base_path: "mnist"
+    model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 versions: 3 } }
+    version_labels { key: "stable" value: 1 }
+    version_labels { key: "canary" value: 3 }
+  }
+}
+"""
+
+
+def test_tf_servings_model_config_list_serves_as_the_yaml_does(make_repo, test_images):
+    repo = make_repo([1, 2, 3])
+    config = repo / "models.config"
+    config.write_text(TF_SERVING_CONFIG)
+    with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        assert sorted(s.version for s in client.status("digits") if s.state == 30) == [1, 3]
+        request = predict_request("digits", test_images[0][:1])
+        request.model_spec.version_label = "canary"
+        assert client.prediction.Predict(request, timeout=30).model_spec.version.value == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("model_config_list { config { name: 'a' base_path: 'a' nope: 1 } }", "nope"),
+        ("model_config_list { config { base_path: 'a' } }", "a config without a name"),
+        ("model_config_list { config { name: 'a' model_platform: 'pytorch' } }",
+         "model_platform 'pytorch'; the zoo serves TensorFlow SavedModels"),
+        ("model_config_list { config { name: 'a' } config { name: 'a' } }", "'a' appears twice"),
+    ],
+)  # fmt: skip
+def test_tf_serving_model_config_errors_name_the_problem(tmp_path, text, message):
+    path = tmp_path / "models.config"
+    path.write_text(text)
+    with pytest.raises(ModelConfigError, match=re.escape(message)):
+        read_model_config(str(path), BatchingOptions())
+
+
+def test_tf_servings_batching_parameters_become_the_batching_defaults(tmp_path, caplog):
+    from zoo import cli
+    from zoo.commands.serve import settings_from_args
+
+    path = tmp_path / "batching.config"
+    path.write_text(
+        "max_batch_size { value: 32 }\nbatch_timeout_micros { value: 500 }  # half a ms\n"
+        "max_enqueued_batches { value: 100 }\nnum_batch_threads { value: 8 }\n"
+    )
+    argv = ["serve", "--model-repo", str(tmp_path), "--batching-parameters", str(path)]
+    with caplog.at_level(logging.WARNING, logger="zoo.serving"):
+        settings = settings_from_args(cli.build_parser().parse_args(argv))
+    batching = settings.batching
+    assert (batching.max_batch_size, batching.max_wait_us, batching.max_queue) == (32, 500, 3200)
+    assert "num_batch_threads has no effect in zoo serve" in caplog.text
+    flags_win = settings_from_args(cli.build_parser().parse_args([*argv, "--max-batch-size", "4"]))
+    assert flags_win.batching.max_batch_size == 4 and flags_win.batching.max_wait_us == 500
+    path.write_text("max_batch_size { value: 32 }\nmax_batch_sise { value: 1 }\n")
+    with pytest.raises(ConfigError, match="unknown field 'max_batch_sise'"):
+        settings_from_args(cli.build_parser().parse_args(argv))
+    path.write_text("max_batch_size = 32\n")
+    with pytest.raises(ConfigError, match="cannot read 'max_batch_size = 32'"):
+        settings_from_args(cli.build_parser().parse_args(argv))
 
 
 def test_a_model_config_that_is_not_text_is_refused(tmp_path):

@@ -8,6 +8,7 @@ EXAMPLES = """
   zoo serve --model-repo model_repo/                      # every model, newest version, port 8500
   zoo serve --model-repo model_repo/ --port 9000 --metrics-port 9090
   zoo serve --model-config models.yaml                    # policies, labels, batching per model
+  zoo serve --model-config models.config --batching-parameters batching.config   # TF Serving's
   zoo serve --workers 4                                   # 4 processes sharing the ports
   zoo serve --no-batching                                 # one model call per request
   zoo serve --tls-cert server.pem --tls-key server.key --tls-client-ca ca.pem   # mutual TLS
@@ -29,6 +30,11 @@ def add_arguments(parser) -> None:
     add_settings_flags(parser, ServerSettings, skip=SERVER_SKIP)
     group = parser.add_argument_group("dynamic batching (defaults of every model)")
     group.add_argument("--no-batching", action="store_true", help="one model call per request")
+    group.add_argument(
+        "--batching-parameters",
+        metavar="FILE",
+        help="TensorFlow Serving's --batching_parameters_file (text format); flags win over it",
+    )
     add_settings_flags(group, BatchingOptions, skip=BATCHING_SKIP)
 
 
@@ -40,9 +46,30 @@ def settings_from_args(args):
     batching = given_values(
         args, [n for n in BatchingOptions.model_fields if n not in BATCHING_SKIP]
     )
+    if args.batching_parameters:
+        batching = {**batching_parameters(args.batching_parameters), **batching}
     if args.no_batching:
         batching["enabled"] = False
     return build_settings(**server, batching=batching)
+
+
+def batching_parameters(path: str) -> dict:
+    """The batching options of a TensorFlow Serving batching parameters file; each field that
+    does nothing here is logged."""
+    import logging
+    from pathlib import Path
+
+    from core.errors import ConfigError
+    from serving.tfserving_config import batching_from_text_proto
+
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"Cannot read --batching-parameters {path!r}: {error}") from None
+    options, notes = batching_from_text_proto(text, path)
+    for note in notes:
+        logging.getLogger("zoo.serving").warning("%s: %s", path, note)
+    return options
 
 
 def skip_tensorflows_keras_import() -> None:
