@@ -26,6 +26,7 @@ from serving.statistics import StatisticsBook
 from serving.validation import validate_inputs
 
 UNKNOWN_MODEL_LABEL = "_unknown"
+DECODE_IN_FLIGHT = 4  # requests decoding at once; more wait their turn off the loop
 log = logging.getLogger("zoo.serving")
 
 
@@ -45,6 +46,10 @@ class DataPlane:
         # and a second thread overlaps one call's Python overhead with the other's compute.
         self.model_threads = ThreadPoolExecutor(2, thread_name_prefix="zoo-model")
         self.load_threads = ThreadPoolExecutor(1, thread_name_prefix="zoo-load")
+        # Parsing JSON, decoding images and converting tensors run here, not on the event loop,
+        # which then only moves bytes: one large request cannot stall every other connection.
+        self.decode_threads = ThreadPoolExecutor(2, thread_name_prefix="zoo-decode")
+        self.decode_slots = asyncio.Semaphore(DECODE_IN_FLIGHT)
         configs = (
             read_model_config(settings.model_config_file, settings.batching)
             if settings.model_config_file
@@ -116,6 +121,12 @@ class DataPlane:
             self._reread_model_config()
             await self.repository.poll()
             self._refresh_version_gauge()
+
+    async def off_loop(self, function, *args):
+        """``function(*args)`` on a decode thread, at most ``DECODE_IN_FLIGHT`` at once."""
+        async with self.decode_slots:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.decode_threads, function, *args)
 
     def signature(self, servable: LoadedVersion, name: str) -> Signature:
         name = name or DEFAULT_SIGNATURE
@@ -294,4 +305,5 @@ class DataPlane:
         if self.closing:
             await asyncio.gather(*self.closing)
         self.model_threads.shutdown(wait=True)
+        self.decode_threads.shutdown(wait=False, cancel_futures=True)
         self.load_threads.shutdown(wait=False, cancel_futures=True)

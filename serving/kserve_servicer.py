@@ -109,13 +109,19 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
                 f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; "
                 "send one per input, in order, or none."
             )
-        inputs = {}
-        for index, tensor in enumerate(request.inputs):
-            if tensor.name in inputs:
-                raise InvalidArgument(f"Input {tensor.name!r} appears twice.")
-            inputs[tensor.name] = infer_tensor_to_numpy(
-                tensor, raw[index] if raw else None, self.dataplane.settings.max_message_bytes
-            )
+
+        def convert() -> dict:
+            inputs = {}
+            for index, tensor in enumerate(request.inputs):
+                if tensor.name in inputs:
+                    raise InvalidArgument(f"Input {tensor.name!r} appears twice.")
+                inputs[tensor.name] = infer_tensor_to_numpy(
+                    tensor, raw[index] if raw else None, self.dataplane.settings.max_message_bytes
+                )
+            return inputs
+
+        # raw_input_contents is one copy each; typed contents convert value by value, off the loop.
+        inputs = convert() if raw else await self.dataplane.off_loop(convert)
         signature_name = DEFAULT_SIGNATURE
         if "signature_name" in request.parameters:
             signature_name = request.parameters["signature_name"].string_param

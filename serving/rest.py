@@ -224,27 +224,32 @@ class RestApi:
         )
 
     async def tf_predict(self, request: web.Request) -> web.Response:
-        body = _json_body(await self.idle.read_body(request))
+        body = await self.dataplane.off_loop(_json_body, await self.idle.read_body(request))
         servable = self._servable(request)
         signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
         signature = self.dataplane.signature(servable, signature_name)
         if ("instances" in body) == ("inputs" in body):
             raise InvalidArgument("Give either 'instances' (row format) or 'inputs' (columnar).")
-        if "instances" in body:
-            inputs = rest_codec.row_inputs(body["instances"], signature.inputs)
-        else:
-            inputs = rest_codec.columnar_inputs(body["inputs"], signature.inputs)
+        rows = "instances" in body
+        decode = rest_codec.row_inputs if rows else rest_codec.columnar_inputs
+        inputs = await self.dataplane.off_loop(
+            decode, body["instances" if rows else "inputs"], signature.inputs
+        )
         _, _, outputs = await self.dataplane.infer(
             servable.name, inputs, version=servable.version, signature_name=signature_name
         )
-        if "instances" in body:
-            return web.json_response({"predictions": rest_codec.row_outputs(outputs)})
-        return web.json_response({"outputs": rest_codec.columnar_outputs(outputs)})
+        if rows:
+            answer = {"predictions": await self.dataplane.off_loop(rest_codec.row_outputs, outputs)}
+        else:
+            answer = {
+                "outputs": await self.dataplane.off_loop(rest_codec.columnar_outputs, outputs)
+            }
+        return web.json_response(answer)
 
     async def _examples_request(self, request: web.Request, method: str):
         """A :classify or :regress body's version, signature name, examples (JSON objects, the
         context merged in) and its signature if that is a ``method`` SignatureDef (else None)."""
-        body = _json_body(await self.idle.read_body(request))
+        body = await self.dataplane.off_loop(_json_body, await self.idle.read_body(request))
         servable = self._servable(request)
         examples = _json_examples(body)
         name = body.get("signature_name") or DEFAULT_SIGNATURE
@@ -267,7 +272,9 @@ class RestApi:
         signature = self.dataplane.classifier(servable, signature_name)
         ((input_name, spec),) = signature.inputs.items()
         shape = tuple(spec.shape[1:])
-        images = np.stack([self._example(e, input_name, spec, shape) for e in examples])
+        images = await self.dataplane.off_loop(
+            lambda: np.stack([self._example(e, input_name, spec, shape) for e in examples])
+        )
         servable, names, probabilities = await self.dataplane.classify(
             servable.name,
             {input_name: images},
@@ -371,13 +378,14 @@ class RestApi:
         json_part, binary = rest_codec.split_binary_body(
             await self.idle.read_body(request), request.headers.get(BINARY_HEADER)
         )
-        body = _json_body(json_part)
+        body = await self.dataplane.off_loop(_json_body, json_part)
         servable = self._v2_servable(request)
         signature_name = (body.get("parameters") or {}).get("signature_name", DEFAULT_SIGNATURE)
         signature = self.dataplane.signature(servable, signature_name)
-        inputs = rest_codec.v2_inputs(
-            body.get("inputs"), signature.inputs, binary, self.dataplane.settings.max_message_bytes
-        )
+        inputs = await self.dataplane.off_loop(
+            rest_codec.v2_inputs, body.get("inputs"), signature.inputs, binary,
+            self.dataplane.settings.max_message_bytes,
+        )  # fmt: skip
         _, _, outputs = await self.dataplane.infer(
             servable.name, inputs, version=servable.version, signature_name=signature_name
         )
@@ -388,8 +396,8 @@ class RestApi:
         response = {"model_name": servable.name, "model_version": str(servable.version)}
         if "id" in body:
             response["id"] = body["id"]
-        content, header_length = rest_codec.v2_response(
-            response, outputs, wanted or list(outputs), body
+        content, header_length = await self.dataplane.off_loop(
+            rest_codec.v2_response, response, outputs, wanted or list(outputs), body
         )
         if header_length is None:
             return web.Response(body=content, content_type="application/json")

@@ -55,10 +55,16 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Predict(self, request, context):
         spec = request.model_spec
         limit = self.dataplane.settings.max_message_bytes
-        inputs = {
-            name: tensor_proto_to_numpy(proto, name, limit)
-            for name, proto in request.inputs.items()
-        }
+
+        def convert() -> dict:
+            return {
+                name: tensor_proto_to_numpy(proto, name, limit)
+                for name, proto in request.inputs.items()
+            }
+
+        # tensor_content is one copy; typed value fields convert value by value, off the loop.
+        packed = all(proto.tensor_content for proto in request.inputs.values())
+        inputs = convert() if packed else await self.dataplane.off_loop(convert)
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         servable, signature, outputs = await self.dataplane.infer(
             spec.name,
@@ -102,13 +108,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             return response
         signature = self.dataplane.classifier(servable, signature_name)
         ((input_name, input_spec),) = signature.inputs.items()
-        shape = tuple(input_spec.shape[1:])
         examples = input_examples(request.input)
-        try:
-            decoded = [example_image(example, input_name, shape) for example in examples]
-        except ImageError as error:
-            raise InvalidArgument(str(error)) from None
-        images = np.stack(decoded) if decoded else np.zeros((0, *shape), input_spec.dtype)
+        images = await self.dataplane.off_loop(_decode_images, examples, input_name, input_spec)
         servable, names, probabilities = await self.dataplane.classify(
             spec.name,
             {input_name: images.astype(input_spec.dtype)},
@@ -247,3 +248,14 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             "one of them. Edit the --model-config file instead: every worker polls it and applies "
             "a change (docs/serving.md, Model repository)."
         )
+
+
+def _decode_images(examples, input_name: str, input_spec) -> np.ndarray:
+    """The examples' images as one uint8 batch (on a decode thread); InvalidArgument naming the
+    example's problem."""
+    shape = tuple(input_spec.shape[1:])
+    try:
+        decoded = [example_image(example, input_name, shape) for example in examples]
+    except ImageError as error:
+        raise InvalidArgument(str(error)) from None
+    return np.stack(decoded) if decoded else np.zeros((0, *shape), input_spec.dtype)
