@@ -51,7 +51,7 @@ def test_an_unknown_loop_is_a_one_line_error(tmp_path):
 
 def test_a_large_json_request_does_not_stall_other_connections(make_repo):
     """Parsing and converting a 12 MB JSON body (3,000 images as nested lists) runs off the event
-    loop: health checks keep answering while it converts (on the loop they waited ~3 s, the whole
+    loop: health checks keep answering while it converts (on the loop they waited for the whole
     conversion; what is left is json.loads holding the interpreter, a fraction of it)."""
     with ServerThread(
         loopback_settings(make_repo(), rest_port=0, max_request_batch=4096)
