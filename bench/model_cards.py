@@ -23,11 +23,12 @@ import tensorflow as tf
 
 import models
 from bench.report import machine_kind
+from core.checksums import sha256_of
 from core.cpu import cpu_model
 from core.errors import ConfigError
 from core.outputs import labels_present
 from models.complexity import multiply_adds
-from models.pretrained import PRETRAINED_DIR, checkpoint_stem, save_float16_weights, sha256_of
+from models.pretrained import PRETRAINED_DIR, checkpoint_stem, save_float16_weights
 from training import datasets
 from training.config import load_yaml, parse_config
 from training.export import build_archive, run_dataset_info

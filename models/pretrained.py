@@ -14,11 +14,11 @@ Example:
 """
 
 import fnmatch
-import hashlib
 import json
 from functools import cache
 from pathlib import Path
 
+from core.checksums import sha256_of
 from core.errors import ZooError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -72,14 +72,6 @@ def parse_key(text: str) -> tuple[str, str]:
         )
     get_card(model, dataset)
     return model, dataset
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verified_weights(card: dict) -> Path:

@@ -145,3 +145,20 @@ def test_a_run_name_stays_one_folder_inside_the_runs_root(name, capsys, tmp_path
     code = cli.main(["train", "--name", name, "--runs-root", str(tmp_path / "runs")])
     assert code == 2 and "must be one folder name inside the runs root" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()
+
+
+def test_models_lists_the_shipped_checkpoints_with_their_cards_figures(capsys):
+    import models
+
+    assert cli.main(["models", "--pretrained", "--json"]) == 0
+    rows = {row["checkpoint"]: row for row in json.loads(capsys.readouterr().out)}
+    assert list(rows) == models.list_pretrained() and rows
+    card = models.get_card("resnet20", "cifar10")
+    row = rows["resnet20:cifar10"]
+    assert row["value"] == card["headline"]["value"] and row["metric"] == "accuracy"
+    assert row["ece"] == card["calibration"]["test"]["after"]["ece"]
+    assert row["latency_ms_batch_1"] == card["speed"]["latency_ms_batch_1"]
+    assert rows["airnet:cifar10_multilabel"]["metric"] == "mAP"
+    assert cli.main(["models", "resnet*"]) == 0
+    text = capsys.readouterr().out
+    assert "resnet56" in text and "resnet20:cifar10" in text and "airnet:cifar10" not in text

@@ -262,7 +262,8 @@ def test_cifar_results_render_their_runs_and_the_headline(tmp_path, monkeypatch)
 def test_main_writes_the_full_tables_and_the_headline_between_their_markers(tmp_path, monkeypatch):
     (tmp_path / "cifar-intel-amx.json").write_text(json.dumps(cifar_result()))
     readme, results_readme = tmp_path / "README.md", tmp_path / "results.md"
-    readme.write_text("intro\n<!-- headline:start -->\nold\n<!-- headline:end -->\nrest\n")
+    readme.write_text("intro\n<!-- headline:start -->\nold\n<!-- headline:end -->\nrest\n"
+                      "<!-- models:start -->\nold\n<!-- models:end -->\n")  # fmt: skip
     results_readme.write_text("top\n<!-- bench:start -->\nold\n<!-- bench:end -->\nend\n")
     monkeypatch.setattr(readme_table, "RESULTS", tmp_path)
     monkeypatch.setattr(readme_table, "README", readme)
@@ -270,4 +271,14 @@ def test_main_writes_the_full_tables_and_the_headline_between_their_markers(tmp_
     readme_table.main()
     assert "old" not in readme.read_text() and "rest" in readme.read_text()
     assert "| target | measured | met |" in readme.read_text()
+    assert "| checkpoint | data | test (calibrated) |" in readme.read_text()  # from the cards
     assert "### intel-amx" in results_readme.read_text() and "end" in results_readme.read_text()
+
+
+def test_the_readmes_models_table_is_the_one_the_cards_render():
+    from bench.models_table import MODELS_END, MODELS_START, render_models_table
+
+    readme = readme_table.README.read_text()
+    shown = readme[readme.index(MODELS_START) + len(MODELS_START) : readme.index(MODELS_END)]
+    assert shown.strip() == render_models_table().strip(), "run: python -m bench.readme_table"
+    assert "CIFAR-10 (JPEG q75 copy)" in shown

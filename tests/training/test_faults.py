@@ -121,6 +121,10 @@ def test_resume_skips_an_unreadable_checkpoint_for_the_one_before(tmp_path, caps
     with open(newest, "r+b") as damaged:  # a copy cut short
         damaged.truncate(1000)
 
+    def interrupted():  # as a run killed before its end says it is
+        run.write_state(**{**run.read_state(), "status": "running"})
+
+    interrupted()
     assert cli.main(["train", "--resume", str(run.path), "--quiet"]) == 0
     assert f"Warning: {newest} does not load" in capsys.readouterr().err
     state = run.read_state()
@@ -128,6 +132,8 @@ def test_resume_skips_an_unreadable_checkpoint_for_the_one_before(tmp_path, caps
 
     for path in (newest, older):
         path.write_bytes(b"not a zip")
+    interrupted()
+    state = run.read_state()
     assert cli.main(["train", "--resume", str(run.path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert (

@@ -5,7 +5,6 @@ and integer labels, and raises :class:`DatasetError` naming the file when it is 
 """
 
 import gzip
-import hashlib
 import pickle
 import zipfile
 import zlib
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.checksums import sha256_of
 from core.errors import DatasetError
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -24,15 +24,6 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte.gz",
 }
 _IDX_UBYTE = 0x08
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_checksum(path: Path, expected_sha256: str) -> None:
