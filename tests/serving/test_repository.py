@@ -7,6 +7,7 @@ import re
 import shutil
 import threading
 import time
+import urllib.error
 import urllib.request
 import weakref
 
@@ -18,6 +19,7 @@ from helpers import loopback_settings
 from core.artifact import existing_versions, ignored_version_folders, versions_on_disk
 from core.errors import ConfigError
 from serving.client import PredictionClient, predict_request
+from serving.healthcheck import check
 from serving.repository import ModelConfigError, VersionPolicy, read_model_config
 from serving.server import ServerThread
 from serving.settings import BatchingOptions
@@ -220,7 +222,8 @@ def test_a_changed_model_config_is_applied_without_a_restart(make_repo, test_ima
         return client.prediction.Predict(request, timeout=30).model_spec.version.value
 
     write("models:\n  mnist:\n    version_policy: {specific: [1]}\n")
-    with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
+    settings = loopback_settings(repo, model_config_file=str(config), rest_port=0)
+    with ServerThread(settings) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         assert served_version(client, test_images[0][:1]) == 1
         write(
@@ -243,6 +246,22 @@ def test_a_changed_model_config_is_applied_without_a_restart(make_repo, test_ima
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
         assert "Model 'mnist' not found. Serving: fashion." in error.value.details()
         assert client.predict("fashion", test_images[0][:1])["classes"].shape == (1,)
+        # Health agrees on both protocols: the dropped model is not serving, the server is.
+        address = f"127.0.0.1:{running.port}"
+        wait_for(lambda: not check(address, "mnist", timeout=5))
+        assert check(address, "fashion") and check(address)
+        url = f"http://127.0.0.1:{running.rest_port}"
+        assert rest_status(f"{url}/v2/models/mnist/ready") == 404
+        assert rest_status(f"{url}/v2/models/fashion/ready") == 200
+        assert rest_status(f"{url}/v2/health/ready") == 200
+
+
+def rest_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def test_version_policies():
