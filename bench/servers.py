@@ -34,6 +34,7 @@ class Server:
     protocol: str
     python: Path = Path(sys.executable)
     root: Path = ROOT  # the checkout it runs from
+    env: dict = field(default_factory=dict)  # added to this process' environment
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -41,7 +42,7 @@ class Server:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> "Server":
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(self.root)}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(self.root), **self.env}
         self.process = subprocess.Popen(
             [str(self.python), *self.argv],
             cwd=self.root,
@@ -90,14 +91,14 @@ class Server:
 
 
 def zoo_server(
-    name: str, repo: Path, *, protocol: str, workers: int, extra=(), root: Path = ROOT
+    name: str, repo: Path, *, protocol: str, workers: int, extra=(), root: Path = ROOT, env=None
 ) -> Server:
     """``zoo serve`` from the checkout ``root`` (this one unless told), on loopback."""
     port = free_port()
     argv = ["-m", "zoo", "serve", "--model-repo", str(repo), "--workers", str(workers)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--rest-port", "-1"]
     argv += ["--metrics-port", "-1", *extra]
-    return Server(name, argv, port, protocol, root=root)
+    return Server(name, argv, port, protocol, root=root, env=env or {})
 
 
 def naive_server(keras_path: Path) -> Server:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from serving import tracing
 from serving.errors import DeadlineExceeded, ServingError, Unavailable
 from serving.settings import BatchingOptions
 
@@ -48,6 +49,7 @@ class _Pending:
     future: asyncio.Future
     deadline: float | None = None  # time.perf_counter() by which the client gives up
     enqueued: float = field(default_factory=time.perf_counter)
+    trace: tracing.RequestTrace | None = field(default_factory=tracing.active)
 
     @property
     def key(self):
@@ -224,9 +226,13 @@ class DynamicBatcher:
                 else:  # one request's input the model refuses must not fail the others
                     await self._run_each_alone(batch)
                 continue
-            split = time.perf_counter() - called
-            merge = max(called - started - call_seconds, 0.0)
+            ended = time.perf_counter()
+            split, merge = ended - called, max(called - started - call_seconds, 0.0)
             self.observe(size, [started - p.enqueued for p in batch], (merge, call_seconds, split))
+            for pending in batch:
+                if pending.trace is not None:
+                    call = (called - call_seconds, called)
+                    pending.trace.batched(pending.enqueued, started, call, ended, size, len(batch))
             for pending, part in zip(batch, parts, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(part)
@@ -237,6 +243,7 @@ class DynamicBatcher:
         for pending in batch:
             if pending.future.done():
                 continue
+            started = time.perf_counter()
             try:
                 outputs, call_seconds = await loop.run_in_executor(
                     self.executor, _timed, self.run, pending.inputs
@@ -245,6 +252,10 @@ class DynamicBatcher:
                 pending.future.set_exception(error)
             else:
                 self.observe(pending.size, [0.0], (0.0, call_seconds, 0.0))
+                if pending.trace is not None:
+                    ended = time.perf_counter()
+                    call = (ended - call_seconds, ended)
+                    pending.trace.batched(pending.enqueued, started, call, ended, pending.size, 1)
                 pending.future.set_result(outputs)
 
     async def close(self) -> None:
@@ -283,6 +294,11 @@ class DirectRunner:
         finally:
             self.waiting -= 1
         self.observe(size, [waited], (0.0, call_seconds, 0.0))
+        trace = tracing.active()
+        if trace is not None:
+            started = enqueued + waited
+            call = (started, started + call_seconds)
+            trace.batched(enqueued, started, call, time.perf_counter(), size, 1)
         return outputs
 
     def _run_unless_stale(self, inputs, enqueued: float, deadline: float | None):

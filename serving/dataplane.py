@@ -14,8 +14,9 @@ import numpy as np
 
 from core.errors import ConfigError
 from core.outputs import class_names_or_indices
+from serving import tracing
 from serving.batching import DirectRunner, DynamicBatcher
-from serving.errors import InvalidArgument, NotFound
+from serving.errors import InvalidArgument, NotFound, Unavailable
 from serving.extensions import model_config_json, repository_index_json
 from serving.heap import release_unloaded
 from serving.metrics import ServerMetrics
@@ -222,6 +223,9 @@ class DataPlane:
             deadline: ``time.perf_counter()`` by which the client gives up; a request still
                 queued then is dropped unrun (DEADLINE_EXCEEDED). Defaults to None (none).
         """
+        trace = tracing.active()
+        if trace is not None:
+            trace.reached_data_plane()
         servable = self.repository.get(name, version, label)
         started = time.perf_counter()
         try:
@@ -234,6 +238,8 @@ class DataPlane:
         self.statistics.record_request(
             servable.name, servable.version, time.perf_counter() - started, ok=True
         )
+        if trace is not None:
+            trace.answered()
         return answer
 
     async def _infer(self, servable: LoadedVersion, inputs, signature_name: str, deadline):
@@ -293,6 +299,29 @@ class DataPlane:
                 model, [version] if version is not None else self.loaded_versions(model)
             )
         ]
+
+    def _model_control(self) -> None:
+        if self.settings.model_control != "explicit":
+            raise Unavailable(
+                "Model control is off: this server loads and unloads models as the repository "
+                "changes. Start it with --model-control explicit to load and unload through the API."
+            )
+
+    async def load_model(self, name: str) -> None:
+        """Model control: loads ``name`` from the repository (again), answering once loaded."""
+        self._model_control()
+        async with self.poll_lock:
+            try:
+                await self.repository.load_model(name)
+            finally:
+                self._refresh_version_gauge()
+
+    async def unload_model(self, name: str) -> None:
+        """Model control: stops serving ``name`` until it is loaded again."""
+        self._model_control()
+        async with self.poll_lock:
+            self.repository.unload_model(name)
+            self.metrics.versions.labels(name).set(0)
 
     def repository_index(self) -> list[dict]:
         return repository_index_json(self.repository)

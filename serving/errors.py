@@ -11,7 +11,14 @@ import time
 
 import grpc
 
+from serving import tracing
 from serving.request_log import log
+
+# The statuses that are the server's fault, not the client's (OpenTelemetry's gRPC conventions).
+SERVER_FAULTS = {
+    grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNIMPLEMENTED,
+    grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
+}  # fmt: skip
 
 
 class ServingError(Exception):
@@ -81,25 +88,34 @@ def grpc_errors(method):
 
     Every call's outcome and latency go to the servicer's ``metrics.record_request``, labelled with
     the model's name only when the repository knows it; every failed call is logged in one line,
-    within ``serving.request_log``'s bound.
+    within ``serving.request_log``'s bound. With tracing on, the call is a span named
+    ``SERVICE/Method`` (the servicer's ``SERVICE``).
     """
 
     @functools.wraps(method)
     async def wrapper(self, request, context):
         start = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
-        try:
-            return await method(self, request, context)
-        except ServingError as error:
-            code, message = error.code, str(error)
-        except Exception as error:
-            log.exception("%s raised an internal error", method.__name__)
-            code, message = grpc.StatusCode.INTERNAL, f"internal error: {error}"
-        finally:
-            model = self.dataplane.metric_label(model_name_of(request))
-            self.metrics.record_request(
-                model, method.__name__, code.name, time.perf_counter() - start
-            )
+        model = self.dataplane.metric_label(model_name_of(request))
+        name = f"{self.SERVICE}/{method.__name__}"
+        attributes = {"rpc.system": "grpc", "rpc.method": name, "zoo.model": model}
+        with tracing.request(name, context.invocation_metadata() or (), attributes) as trace:
+            try:
+                return await method(self, request, context)
+            except ServingError as error:
+                code, message = error.code, str(error)
+            except Exception as error:
+                log.exception("%s raised an internal error", method.__name__)
+                code, message = grpc.StatusCode.INTERNAL, f"internal error: {error}"
+            finally:
+                self.metrics.record_request(
+                    model, method.__name__, code.name, time.perf_counter() - start
+                )
+                if trace is not None:
+                    failed = code in SERVER_FAULTS
+                    trace.outcome(
+                        "rpc.grpc.status_code", code.value[0], message if failed else None
+                    )
         log.warning("%s model=%r failed: %s: %s", method.__name__, model, code.name, message)
         await context.abort(code, message)
 

@@ -2,12 +2,14 @@
 index. The REST front end answers this JSON as it is; the gRPC servicer parses it into
 tritonclient's messages, so both protocols say the same."""
 
+from core.errors import shown
 from serving.converters import NUMPY_TO_V2
+from serving.errors import InvalidArgument
 from serving.repository import AVAILABLE, LOADING, UNLOADING, ModelConfig
 from serving.runtime import LoadedVersion, Signature
 
 PLATFORM = "tensorflow_savedmodel"
-EXTENSIONS = ["model_configuration", "statistics"]  # and the repository index
+EXTENSIONS = ["model_configuration", "model_repository", "statistics"]
 STATES = {AVAILABLE: "READY", LOADING: "LOADING", UNLOADING: "UNLOADING"}  # else UNAVAILABLE
 
 
@@ -61,7 +63,8 @@ def model_config_json(servable: LoadedVersion, signature: Signature, config: Mod
 
 
 def repository_index_json(repository) -> list[dict]:
-    """Every version the repository knows, with Triton's state names; a failed one says why."""
+    """Every model and version the repository knows, with Triton's state names; a failed one
+    says why, and so does a model unloaded on request."""
     index = []
     for name in repository.model_names():
         for version, status in sorted(repository.statuses(name).items()):
@@ -70,4 +73,22 @@ def repository_index_json(repository) -> list[dict]:
             if status.error:
                 entry["reason"] = status.error
             index.append(entry)
-    return index
+    for name in sorted(repository.unloaded_by_request):
+        versions = sorted(repository.status.get(name, {})) or [""]
+        index += [
+            {"name": name, "version": str(v), "state": "UNAVAILABLE", "reason": "unloaded"}
+            for v in versions
+        ]
+    return sorted(index, key=lambda entry: (entry["name"], int(entry["version"] or -1)))
+
+
+def check_model_control_parameters(names, operation: str) -> None:
+    """InvalidArgument for a load or unload parameter the zoo does not act on: Triton's
+    ``config`` override and ``file:`` contents (the repository on disk is what loads);
+    ``unload_dependents`` is accepted (no zoo model has dependents)."""
+    refused = sorted(n for n in names if operation == "load" or n != "unload_dependents")
+    if refused:
+        raise InvalidArgument(
+            f"Model {operation} takes no parameters {', '.join(shown(n, 60) for n in refused[:5])}: the "
+            "zoo loads the model as the repository on disk holds it."
+        )

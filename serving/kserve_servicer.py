@@ -2,7 +2,7 @@
 speak it, with Triton's model configuration, statistics and repository index extensions.
 
 The service definition and messages come from tritonclient's generated stubs (docs/serving.md
-says why). The RPCs the zoo does not serve (shared memory, model control, trace and log
+says why). The RPCs the zoo does not serve (shared memory, trace and log
 settings) answer UNIMPLEMENTED with one log line, not the generated base class' traceback.
 """
 
@@ -16,13 +16,13 @@ from core.artifact import parse_version
 from serving.converters import NUMPY_TO_V2, infer_tensor_to_numpy, numpy_to_raw
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, Unimplemented, deadline_of, grpc_errors
-from serving.extensions import EXTENSIONS, PLATFORM
+from serving.extensions import EXTENSIONS, PLATFORM, check_model_control_parameters
 from serving.metrics import ServerMetrics
 
 UNSERVED = (
     "CudaSharedMemoryRegister", "CudaSharedMemoryStatus", "CudaSharedMemoryUnregister",
     "SystemSharedMemoryRegister", "SystemSharedMemoryStatus", "SystemSharedMemoryUnregister",
-    "RepositoryModelLoad", "RepositoryModelUnload", "TraceSetting", "LogSettings",
+    "TraceSetting", "LogSettings",
 )  # fmt: skip
 
 
@@ -44,6 +44,8 @@ def _tensor_metadata(spec) -> service_pb2.ModelMetadataResponse.TensorMetadata:
 
 
 class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
+    SERVICE = "inference.GRPCInferenceService"
+
     def __init__(self, dataplane: DataPlane, metrics: ServerMetrics):
         self.dataplane, self.metrics = dataplane, metrics
 
@@ -95,6 +97,18 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
                 continue
             response.models.add(**entry)
         return response
+
+    @grpc_errors
+    async def RepositoryModelLoad(self, request, context):
+        check_model_control_parameters(request.parameters, "load")
+        await self.dataplane.load_model(request.model_name)
+        return service_pb2.RepositoryModelLoadResponse()
+
+    @grpc_errors
+    async def RepositoryModelUnload(self, request, context):
+        check_model_control_parameters(request.parameters, "unload")
+        await self.dataplane.unload_model(request.model_name)
+        return service_pb2.RepositoryModelUnloadResponse()
 
     async def ModelStreamInfer(self, request_iterator, context):
         await context.abort(

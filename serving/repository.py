@@ -19,7 +19,7 @@ from core import yaml_text
 from core.artifact import ignored_version_folders, versions_on_disk
 from core.errors import ConfigError, shown
 from core.settings import validation_message
-from serving.errors import NotFound
+from serving.errors import NotFound, ServingError
 from serving.runtime import LoadedVersion
 from serving.settings import BatchingOptions
 from serving.tfserving_config import (
@@ -186,6 +186,7 @@ class ModelRepository:
         self.status: dict[str, dict[int, VersionStatus]] = {}
         self.on_unload = on_unload or (lambda version: None)
         self.ignored_logged: set[tuple[str, str]] = set()  # (model, folder): said once
+        self.unloaded_by_request: set[str] = set()  # model control: left alone by polls
 
     def replace_configs(self, configs: list[ModelConfig]) -> None:
         """A new model list (the model config file changed): models no longer listed, or listed
@@ -201,13 +202,15 @@ class ModelRepository:
             self.loaded.pop(name, None)
             self.status.pop(name, None)
         self.fixed_configs = new
-        self.configs = dict(new)
+        self.configs = {n: c for n, c in new.items() if n not in self.unloaded_by_request}
 
     def _discover(self) -> None:
         if self.fixed_configs is not None or self.root is None or not self.root.is_dir():
             return
         for entry in sorted(self.root.iterdir()):
-            if entry.is_dir() and not entry.name.startswith(".") and entry.name not in self.configs:
+            if entry.name in self.configs or entry.name in self.unloaded_by_request:
+                continue
+            if entry.is_dir() and not entry.name.startswith("."):
                 self.configs[entry.name] = ModelConfig(entry.name, entry, batching=self.defaults)
 
     async def poll(self) -> None:
@@ -294,6 +297,57 @@ class ModelRepository:
         )
         if not remaining:
             self.on_change(name, False)
+
+    def _config_on_request(self, name: str) -> ModelConfig:
+        """The config of a model a client asks to load: listed in the model config file, or a
+        folder of the repository; NotFound naming what there is otherwise."""
+        if self.fixed_configs is not None:
+            known = self.fixed_configs
+        else:
+            folders = self.root.iterdir() if self.root and self.root.is_dir() else []
+            known = {
+                entry.name: ModelConfig(entry.name, entry, batching=self.defaults)
+                for entry in folders
+                if entry.is_dir() and not entry.name.startswith(".")
+            }
+        if name not in known:
+            raise NotFound(
+                f"Model {shown(name)} is not in the model repository. It holds: "
+                f"{', '.join(sorted(known)) or 'nothing'}."
+            )
+        return known[name]
+
+    async def load_model(self, name: str) -> None:
+        """Model control: serves ``name`` again (or for the first time) and loads the versions
+        its policy wants, returning once they are loaded; a model already served picks up what
+        changed on disk. ServingError naming each version's failure when none loads."""
+        config = self.configs.get(name) or self._config_on_request(name)
+        self.unloaded_by_request.discard(name)
+        self.configs[name] = config
+        await self._sync_model(config)
+        if not self.loaded[name]:
+            failures = "; ".join(
+                f"version {v}: {s.error}" for v, s in sorted(self.status[name].items()) if s.error
+            )
+            raise ServingError(
+                f"Model {name!r} has no version that loads from {config.base_path}: "
+                f"{failures or 'no version folder'}."
+            )
+
+    def unload_model(self, name: str) -> None:
+        """Model control: stops serving every version of ``name`` (requests in flight finish)
+        until :meth:`load_model`; polls leave it alone meanwhile."""
+        if name not in self.configs:
+            raise NotFound(
+                f"Model {shown(name)} is not served. Serving: "
+                f"{', '.join(self.model_names()) or 'none'}."
+            )
+        for version in sorted(self.loaded.get(name, {})):
+            self._unload(name, version)
+        self.loaded.pop(name, None)
+        del self.configs[name]
+        self.unloaded_by_request.add(name)
+        log.info("Model %s unloaded on request", name)
 
     def model_names(self) -> list[str]:
         return sorted(self.configs)

@@ -29,20 +29,23 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 
 from core import __version__
 from core.artifact import parse_version
+from core.errors import shown
 from core.images import ImageError, image_from_bytes
 from core.outputs import ranked
 from serving import example_signatures as tf_signatures
-from serving import rest_codec
+from serving import rest_codec, tracing
 from serving.auth import bearer_token
+from serving.body_budget import BodyBudget
 from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, NotFound, ServingError, Unimplemented
-from serving.extensions import EXTENSIONS, PLATFORM
+from serving.extensions import EXTENSIONS, PLATFORM, check_model_control_parameters
 from serving.idle_connections import IdleConnections
 from serving.metrics import ServerMetrics
 from serving.request_log import log
 
 BINARY_HEADER = "Inference-Header-Content-Length"  # the binary tensor data extension
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
+HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}  # others: _OTHER
 
 
 def _json_examples(body: dict) -> list:
@@ -110,6 +113,7 @@ class RestApi:
     ):  # fmt: skip
         self.dataplane, self.metrics, self.token = dataplane, metrics, token.encode()
         self.idle = IdleConnections(idle_timeout)
+        self.bodies = BodyBudget(dataplane.settings.body_budget_bytes, max_body_bytes)
         middlewares = [self.idle.middleware, self._errors] if idle_timeout else [self._errors]
         self.app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
         self.app.on_cleanup.append(self.idle.stop)
@@ -130,6 +134,8 @@ class RestApi:
         routes += [
             web.get("/v2/models/stats", self.v2_statistics),  # before /v2/models/{name}
             web.post("/v2/repository/index", self.v2_repository_index),
+            web.post("/v2/repository/models/{name}/load", self.v2_load),
+            web.post("/v2/repository/models/{name}/unload", self.v2_unload),
         ]
         for pinned in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
             routes += [
@@ -144,31 +150,48 @@ class RestApi:
     @web.middleware
     async def _errors(self, request: web.Request, handler):
         """Token check, then the handler; ServingError -> its HTTP status and message, anything
-        else -> 500 (logged). Every request is counted in the metrics."""
+        else -> 500 (logged). Every request is counted in the metrics (and traced when on)."""
         start, status, name = time.perf_counter(), 200, request.match_info.get("name", "")
-        try:
-            if self.token and request.path not in OPEN_PATHS and not self._allowed(request):
-                status = 401
-                return web.json_response(
-                    {"error": "missing or invalid bearer token: send 'Authorization: Bearer "
-                     "<token>'"}, status=401)  # fmt: skip
-            return await handler(request)
-        except web.HTTPException as error:  # routing: 404 for unknown paths, 405, 413
-            status = error.status
-            return web.json_response({"error": error.reason}, status=error.status)
-        except ServingError as error:
-            status = error.http
-            log.warning("REST %s failed: %s", request.path, error)
-            return web.json_response({"error": str(error)}, status=error.http)
-        except Exception as error:
-            status = 500
-            log.exception("REST %s raised an internal error", request.path)
-            return web.json_response({"error": f"internal error: {error}"}, status=500)
-        finally:
-            label = self.dataplane.metric_label(name) if name else ""
-            self.metrics.record_request(
-                label, _route_name(request), str(status), time.perf_counter() - start
-            )
+        label, route = self.dataplane.metric_label(name) if name else "", _route_name(request)
+        resource = getattr(request.match_info.route.resource, "canonical", "unrouted")
+        method = request.method if request.method in HTTP_METHODS else "_OTHER"
+        span_name = f"{method} {resource}"
+        attributes = {"http.request.method": method, "http.route": resource}
+        with tracing.request(
+            span_name, request.headers, {**attributes, "zoo.model": label}
+        ) as trace:
+            error_message = None
+            try:
+                if self.token and request.path not in OPEN_PATHS and not self._allowed(request):
+                    status = 401
+                    return web.json_response(
+                        {"error": "missing or invalid bearer token: send 'Authorization: Bearer "
+                         "<token>'"}, status=401)  # fmt: skip
+                return await handler(request)
+            except web.HTTPException as error:  # routing: 404 for unknown paths, 405, 413
+                status = error.status
+                return web.json_response({"error": error.reason}, status=error.status)
+            except ServingError as error:
+                status, error_message = error.http, str(error)
+                log.warning("REST %s failed: %s", request.path, error)
+                return web.json_response({"error": str(error)}, status=error.http)
+            except Exception as error:
+                status, error_message = 500, f"internal error: {error}"
+                log.exception("REST %s raised an internal error", request.path)
+                return web.json_response({"error": error_message}, status=500)
+            finally:
+                self.bodies.release(request)
+                self.metrics.record_request(label, route, str(status), time.perf_counter() - start)
+                if trace is not None:
+                    failed = status >= 500 and error_message
+                    trace.outcome(
+                        "http.response.status_code", status, error_message if failed else None
+                    )
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The request's body, once the body budget has room for it (503 at once otherwise)."""
+        self.bodies.reserve(request)
+        return await self.idle.read_body(request)
 
     def _allowed(self, request: web.Request) -> bool:
         token = bearer_token([("authorization", request.headers.get("Authorization", ""))])
@@ -224,7 +247,7 @@ class RestApi:
         )
 
     async def tf_predict(self, request: web.Request) -> web.Response:
-        body = await self.dataplane.off_loop(_json_body, await self.idle.read_body(request))
+        body = await self.dataplane.off_loop(_json_body, await self._read_body(request))
         servable = self._servable(request)
         signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
         signature = self.dataplane.signature(servable, signature_name)
@@ -249,7 +272,7 @@ class RestApi:
     async def _examples_request(self, request: web.Request, method: str):
         """A :classify or :regress body's version, signature name, examples (JSON objects, the
         context merged in) and its signature if that is a ``method`` SignatureDef (else None)."""
-        body = await self.dataplane.off_loop(_json_body, await self.idle.read_body(request))
+        body = await self.dataplane.off_loop(_json_body, await self._read_body(request))
         servable = self._servable(request)
         examples = _json_examples(body)
         name = body.get("signature_name") or DEFAULT_SIGNATURE
@@ -360,10 +383,28 @@ class RestApi:
         return web.json_response({"model_stats": stats})
 
     async def v2_repository_index(self, request: web.Request) -> web.Response:
-        raw = await self.idle.read_body(request)
+        raw = await self._read_body(request)
         ready_only = bool(_json_body(raw).get("ready")) if raw.strip() else False
         index = self.dataplane.repository_index()
         return web.json_response([e for e in index if not ready_only or e["state"] == "READY"])
+
+    async def _model_control_parameters(self, request: web.Request, operation: str) -> None:
+        raw = await self._read_body(request)
+        body = _json_body(raw) if raw.strip() else {}
+        parameters = body.get("parameters", {})
+        if not isinstance(parameters, dict):
+            raise InvalidArgument(f"'parameters' must be an object. Received: {shown(parameters)}")
+        check_model_control_parameters(parameters, operation)
+
+    async def v2_load(self, request: web.Request) -> web.Response:
+        await self._model_control_parameters(request, "load")
+        await self.dataplane.load_model(request.match_info["name"])
+        return web.json_response({})
+
+    async def v2_unload(self, request: web.Request) -> web.Response:
+        await self._model_control_parameters(request, "unload")
+        await self.dataplane.unload_model(request.match_info["name"])
+        return web.json_response({})
 
     async def v2_ready_model(self, request: web.Request) -> web.Response:
         try:
@@ -376,7 +417,7 @@ class RestApi:
 
     async def v2_infer(self, request: web.Request) -> web.Response:
         json_part, binary = rest_codec.split_binary_body(
-            await self.idle.read_body(request), request.headers.get(BINARY_HEADER)
+            await self._read_body(request), request.headers.get(BINARY_HEADER)
         )
         body = await self.dataplane.off_loop(_json_body, json_part)
         servable = self._v2_servable(request)

@@ -22,7 +22,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from tritonclient.grpc import service_pb2_grpc
 
 from core.errors import ConfigError
-from serving import event_loop
+from serving import event_loop, tracing
 from serving.auth import TokenAuthInterceptor
 from serving.dataplane import DataPlane
 from serving.heap import freeze_baseline
@@ -160,6 +160,8 @@ async def serve(
     with contextlib.suppress(ValueError, RuntimeError):  # only possible in the main thread
         for signum in STOP_SIGNALS:
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    if settings.tracing:
+        tracing.start()
     metrics = ServerMetrics()
     health_servicer = health.aio.HealthServicer()
 
@@ -271,6 +273,8 @@ async def serve(
     await dataplane.close()
     if metrics_server:
         metrics_server.shutdown()
+    if settings.tracing:
+        tracing.stop()
     log.info("Server stopped")
 
 

@@ -101,6 +101,14 @@ class ServerSettings(BaseSettings):
         le=GRPC_MAX_MESSAGE_BYTES,
         description="largest request and largest tensor accepted (RESOURCE_EXHAUSTED beyond)",
     )
+    body_budget_bytes: int = Field(
+        4 * DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1024,
+        le=1 << 40,
+        description="REST request bodies held at once across all connections, from their "
+        "headers to their answer (one without Content-Length counts as max_message_bytes); a "
+        "request beyond it is answered 503 at once, unread",
+    )
     max_request_batch: int = Field(
         1024, ge=1, le=1_000_000, description="most examples in one request (INVALID_ARGUMENT)"
     )
@@ -128,6 +136,19 @@ class ServerSettings(BaseSettings):
         "auto",
         description="event loop: uvloop (auto: when installed; less CPU per request) or asyncio's "
         "own",
+    )
+    model_control: Literal["off", "explicit"] = Field(
+        "off",
+        description="explicit: clients may load and unload models (Triton's RepositoryModelLoad "
+        "and RepositoryModelUnload, gRPC and REST; behind the auth token when one is set); an "
+        "unloaded model stays unloaded until loaded again. Needs one worker (0 workers then "
+        "means 1): a request reaches one worker only",
+    )
+    tracing: bool = Field(
+        False,
+        description="OpenTelemetry: a span per request (decode, queue, batch, model, encode), "
+        "child of the client's W3C traceparent, exported as the OTEL_* environment variables "
+        "say (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_SAMPLER...)",
     )
     grace_seconds: float = Field(
         10.0, ge=0, le=3600, description="on SIGTERM, how long in-flight requests get to finish"
@@ -160,6 +181,25 @@ class ServerSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _budget_takes_the_largest_body(self):
+        if self.body_budget_bytes < self.max_message_bytes:
+            raise ValueError(
+                f"body_budget_bytes={self.body_budget_bytes} is below max_message_bytes="
+                f"{self.max_message_bytes}: the largest request could never be read"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _model_control_needs_one_worker(self):
+        if self.model_control == "explicit" and self.workers > 1:
+            raise ValueError(
+                f"model_control=explicit with workers={self.workers}: a load or unload request "
+                "reaches one worker only, so the workers would serve different models; use "
+                "--workers 1, or a model config file (every worker polls it)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _idle_timeout_is_never_or_a_second_at_least(self):
         if 0 < self.idle_timeout_seconds < 1:
             raise ValueError(
@@ -186,7 +226,9 @@ class ServerSettings(BaseSettings):
     @property
     def worker_count(self) -> int:
         """``workers``, with 0 resolved to the cores this process may run on (its affinity and
-        its container's CPU quota)."""
+        its container's CPU quota), or to 1 under explicit model control."""
+        if self.workers == 0 and self.model_control == "explicit":
+            return 1
         return self.workers or usable_cores()
 
 

@@ -48,6 +48,8 @@ def _fill_classifications(result, per_example) -> None:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    SERVICE = "tensorflow.serving.PredictionService"
+
     def __init__(self, dataplane: DataPlane, metrics: ServerMetrics):
         self.dataplane, self.metrics = dataplane, metrics
 
@@ -219,6 +221,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    SERVICE = "tensorflow.serving.ModelService"
+
     def __init__(self, dataplane: DataPlane, metrics: ServerMetrics):
         self.dataplane, self.metrics = dataplane, metrics
 

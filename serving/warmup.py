@@ -12,10 +12,13 @@ request of the batch that happens to be first, e.g. right after start under load
   SignatureDef); records this server would not answer (Regress elsewhere, MultiInference,
   SessionRun) are skipped and counted in the log. A file that cannot be read (over 64 MiB, a
   length or checksum that does not hold) or a record that fails fails the load, as in
-  TensorFlow Serving: the version never takes traffic.
+  TensorFlow Serving: the version never takes traffic. So does a record that asks for more than
+  the server ever runs at once (more examples than ``max_batch_size``, more than 64 MiB of
+  inputs): a few bytes of TensorProto can describe gigabytes.
 - Batches of zeros of 1, 2, 4, ... examples and of ``max_batch_size`` (no model call is larger;
   powers of two cost about two calls of the largest batch and leave each size not warmed 0.3 to
-  0.7 ms over its steady time), for every signature whose inputs are numbers. A signature that
+  0.7 ms over its steady time), for every signature whose inputs are numbers, up to the largest
+  batch whose inputs fit in 64 MiB (the rest are warmed by traffic). A signature that
   takes strings (image bytes, serialized examples) has no zero value it would accept; the warm-up
   file is its way to be warmed.
 """
@@ -50,20 +53,34 @@ class WarmUpError(ValueError):
 
 def warm_up(version: LoadedVersion, largest_batch: int) -> None:
     """Replays the version's warm-up file, if it has one, then runs its numeric signatures on
-    zeros at the batch sizes of :func:`warm_up_sizes` (powers of two, then ``largest_batch``)."""
+    zeros at the batch sizes of :func:`warm_up_sizes` (powers of two, then ``largest_batch``),
+    those whose inputs fit in ``MAX_WARMUP_BYTES``."""
     file = version.path / WARMUP_FILE
     if file.exists():
-        replay_warmup_file(version, file)
+        replay_warmup_file(version, file, largest_batch)
     sizes = warm_up_sizes(largest_batch)
     for signature in version.signatures.values():
         if any(spec.dtype.kind not in "biuf" for spec in signature.inputs.values()):
             continue
         batched = all(spec.shape[:1] == (-1,) for spec in signature.inputs.values())
         for size in sizes if batched else [1]:
+            shapes = {
+                name: _warm_up_shape(spec.shape, size) for name, spec in signature.inputs.items()
+            }
+            nbytes = sum(
+                int(np.prod(shape)) * signature.inputs[name].dtype.itemsize
+                for name, shape in shapes.items()
+            )
+            if nbytes > MAX_WARMUP_BYTES:
+                log.info(
+                    "Warm-up of %s version %d stops below batch %d: its inputs would take %d MiB",
+                    version.name, version.version, size, nbytes >> 20,
+                )  # fmt: skip
+                break
             signature(
                 {
-                    name: np.zeros(_warm_up_shape(spec.shape, size), spec.dtype)
-                    for name, spec in signature.inputs.items()
+                    name: np.zeros(shape, signature.inputs[name].dtype)
+                    for name, shape in shapes.items()
                 }
             )
 
@@ -83,9 +100,10 @@ def _warm_up_shape(shape: tuple[int, ...], batch: int) -> list[int]:
     return [(batch if axis == 0 else 1) if d == -1 else d for axis, d in enumerate(shape)]
 
 
-def replay_warmup_file(version: LoadedVersion, file: Path) -> None:
+def replay_warmup_file(version: LoadedVersion, file: Path, largest_batch: int) -> None:
     """Runs the Predict, Classify and Regress requests of a warm-up file; WarmUpError naming the
-    file and the record on the first problem."""
+    file and the record on the first problem. A record of more than ``largest_batch`` examples
+    (more than any model call the server makes) or ``MAX_WARMUP_BYTES`` of inputs is one."""
     skipped = Counter()
     for index, record in enumerate(_records(file)):
         where = f"Warm-up file {file}, record {index}"
@@ -97,11 +115,12 @@ def replay_warmup_file(version: LoadedVersion, file: Path) -> None:
         try:
             replayed = True
             if kind == "predict_log":
-                _replay_predict(version, entry.predict_log.request)
+                _replay_predict(version, entry.predict_log.request, largest_batch)
             elif kind == "classify_log":
-                _replay_classify(version, entry.classify_log.request)
+                _replay_classify(version, entry.classify_log.request, largest_batch)
             elif kind == "regress_log":
-                replayed = _replay_examples(version, entry.regress_log.request, REGRESS_METHOD)
+                request = entry.regress_log.request
+                replayed = _replay_examples(version, request, REGRESS_METHOD, largest_batch)
             else:
                 replayed = False
             if not replayed:
@@ -132,9 +151,23 @@ def _signature(version: LoadedVersion, name: str) -> Signature:
     return version.signatures[name]
 
 
-def _replay_predict(version: LoadedVersion, request) -> None:
+def _check_batch(examples: int, largest_batch: int) -> None:
+    if examples > largest_batch:
+        raise WarmUpError(
+            f"{examples} examples in one request, over max_batch_size={largest_batch}: the "
+            "server never runs a batch that large"
+        )
+
+
+def _replay_predict(version: LoadedVersion, request, largest_batch: int) -> None:
     signature = _signature(version, request.model_spec.signature_name)
-    inputs = {name: tensor_proto_to_numpy(proto, name) for name, proto in request.inputs.items()}
+    inputs = {
+        name: tensor_proto_to_numpy(proto, name, MAX_WARMUP_BYTES)
+        for name, proto in request.inputs.items()
+    }
+    batched = [a for n, a in inputs.items() if n in signature.inputs and a.ndim]
+    if signature.batchable and batched:
+        _check_batch(max(len(a) for a in batched), largest_batch)
     if set(inputs) != set(signature.inputs):
         raise WarmUpError(
             f"signature {signature.name!r} takes inputs {sorted(signature.inputs)}, the record "
@@ -143,20 +176,21 @@ def _replay_predict(version: LoadedVersion, request) -> None:
     signature(inputs)
 
 
-def _replay_examples(version: LoadedVersion, request, method: str) -> bool:
+def _replay_examples(version: LoadedVersion, request, method: str, largest_batch: int) -> bool:
     """Runs a Classify or Regress record on its signature if that takes examples (a
     classification or regression SignatureDef); False if it does not."""
     signature = _signature(version, request.model_spec.signature_name)
     if not has_method(version, signature, method):
         return False
     examples = input_examples(request.input)
+    _check_batch(len(examples), largest_batch)
     if examples:
         signature(serialized_inputs(signature, examples))
     return True
 
 
-def _replay_classify(version: LoadedVersion, request) -> None:
-    if _replay_examples(version, request, CLASSIFY_METHOD):
+def _replay_classify(version: LoadedVersion, request, largest_batch: int) -> None:
+    if _replay_examples(version, request, CLASSIFY_METHOD, largest_batch):
         return
     signature = _signature(version, request.model_spec.signature_name)
     if len(signature.inputs) != 1:
@@ -164,6 +198,7 @@ def _replay_classify(version: LoadedVersion, request) -> None:
                           f"{sorted(signature.inputs)}")  # fmt: skip
     ((name, spec),) = signature.inputs.items()
     examples = input_examples(request.input)
+    _check_batch(len(examples), largest_batch)
     try:
         images = [example_image(example, name, tuple(spec.shape[1:])) for example in examples]
     except ImageError as error:

@@ -271,3 +271,53 @@ def _answers(client: PredictionClient, test_images) -> bool:
         return client.predict("mnist", test_images[0][:1])["classes"].shape == (1,)
     except grpc.RpcError:
         return False
+
+
+def _partial_body(port: int, declared: int, sent: int) -> socket.socket:
+    """A connection that declares a body of ``declared`` bytes and sends ``sent`` of them."""
+    connection = socket.create_connection(("127.0.0.1", port))
+    connection.sendall(
+        b"POST /v2/models/mnist/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {declared}\r\n\r\n".encode()
+        + b" " * sent
+    )
+    return connection
+
+
+def test_request_bodies_in_flight_share_one_budget(make_repo, test_images):
+    """30 connections each holding a partial 63 MB REST body once took 1.9 GB that stayed."""
+    megabyte = 1 << 20
+    settings = loopback_settings(make_repo(), max_message_bytes=megabyte,
+                                 body_budget_bytes=2 * megabyte)  # fmt: skip
+    with ServerThread(settings) as server:
+        holding = [_partial_body(server.rest_port, megabyte - 100, 1000) for _ in range(2)]
+        time.sleep(0.5)  # both are reading their bodies
+        start = time.perf_counter()
+        small = {"inputs": [], "padding": " " * 200}  # fits alone, not beside the other two
+        status, body = _post_json(server.rest_port, "/v2/models/mnist/infer", small)
+        assert status == 503 and "would pass its budget of 2,097,152" in body["error"], body
+        assert time.perf_counter() - start < 2  # at once, not after the others
+        for connection in holding:
+            connection.close()
+        images = test_images[0][:1]
+        infer = {"inputs": [{"name": "images", "shape": [1, 28, 28, 1], "datatype": "UINT8",
+                             "data": images.ravel().tolist()}]}  # fmt: skip
+        assert wait_for(lambda: _post_json(server.rest_port, "/v2/models/mnist/infer", infer)[0]
+                        == 200, seconds=10)  # fmt: skip
+        assert server.dataplane is not None
+
+
+def _post_json(port: int, path: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode()
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_body_budget_below_the_largest_request_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="body_budget_bytes=2048 is below max_message_bytes"):
+        build_settings(model_repo=str(tmp_path), body_budget_bytes=2048)

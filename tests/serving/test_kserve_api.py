@@ -153,12 +153,12 @@ def test_rest_extensions_answer_the_same(server, triton_client):
     assert ready in rest("/v2/repository/index", {}) and ready in rest(
         "/v2/repository/index", {"ready": True}
     )
-    assert rest("/v2")["extensions"] == ["model_configuration", "statistics"]
+    assert rest("/v2")["extensions"] == ["model_configuration", "model_repository", "statistics"]
 
 
 @pytest.mark.parametrize(
     ("rpc", "request_type"),
-    [("RepositoryModelLoad", "RepositoryModelLoadRequest"),
+    [("TraceSetting", "TraceSettingRequest"),
      ("SystemSharedMemoryStatus", "SystemSharedMemoryStatusRequest")],
 )  # fmt: skip
 def test_unserved_rpcs_answer_unimplemented_in_one_log_line(channel, caplog, rpc, request_type):

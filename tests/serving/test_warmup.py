@@ -184,7 +184,7 @@ def test_a_warm_up_file_that_fails_names_the_file_and_the_record(
         _write_warmup_file(version_dir, logs)
     version = LoadedVersion("mnist", 1, version_dir)
     with pytest.raises(WarmUpError, match="Warm-up file .*tf_serving_warmup_requests") as error:
-        replay_warmup_file(version, version_dir / WARMUP_FILE)
+        replay_warmup_file(version, version_dir / WARMUP_FILE, 64)
     assert message in str(error.value)
 
 
@@ -287,3 +287,47 @@ def test_classify_and_regress_records_warm_classification_and_regression_signatu
     ])  # fmt: skip
     warm_up(LoadedVersion("est", 1, version_dir), 4)
     assert recorded_calls == [("classify", {"inputs": 2}), ("regress", {"inputs": 1})]
+
+
+def _broadcast_log(shape) -> prediction_log_pb2.PredictionLog:
+    """A few bytes asking for ``shape``: one value repeated, as TensorProto allows."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mnist"
+    proto = request.inputs["images"]
+    proto.dtype = tf.uint8.as_datatype_enum
+    proto.tensor_shape.dim.extend([proto.tensor_shape.Dim(size=d) for d in shape])
+    proto.int_val.append(7)
+    return prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((80_000, 28, 28, 1), "80000 examples in one request, over max_batch_size=4"),
+        ((4, 28, 28, 100_000), "bytes"),  # 313 MB from a few bytes: over the byte cap
+    ],
+)
+def test_a_warm_up_record_cannot_ask_for_more_than_the_server_runs(
+    exported_version, tmp_path, recorded_calls, shape, message
+):
+    version_dir = tmp_path / "1"
+    shutil.copytree(exported_version, version_dir)
+    _write_warmup_file(version_dir, [_broadcast_log(shape)])
+    assert len((version_dir / WARMUP_FILE).read_bytes()) < 100
+    with pytest.raises(WarmUpError, match="record 0") as error:
+        warm_up(LoadedVersion("mnist", 1, version_dir), 4)
+    assert message in str(error.value) and recorded_calls == []
+
+
+def test_zeros_stop_below_the_batch_whose_inputs_pass_the_byte_cap(
+    exported_version, tmp_path, recorded_calls, monkeypatch, caplog
+):
+    monkeypatch.setattr("serving.warmup.MAX_WARMUP_BYTES", 3 * 784)  # 3 MNIST images
+    version_dir = tmp_path / "1"
+    shutil.copytree(exported_version, version_dir)
+    with caplog.at_level(logging.INFO, logger="zoo.serving"):
+        warm_up(LoadedVersion("mnist", 1, version_dir), 64)
+    assert {sizes["images"] for _, sizes in recorded_calls} == {1, 2}
+    assert "stops below batch 4: its inputs would take" in caplog.text

@@ -13,6 +13,8 @@ EXAMPLES = """
   zoo serve --no-batching                                 # one model call per request
   zoo serve --tls-cert server.pem --tls-key server.key --tls-client-ca ca.pem   # mutual TLS
   ZOO_AUTH_TOKEN=secret zoo serve                         # require 'authorization: Bearer secret'
+  zoo serve --model-control explicit                      # clients may load and unload models
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 zoo serve --tracing   # OpenTelemetry spans
 """
 # The token comes from ZOO_AUTH_TOKEN only: a secret on the command line shows in `ps`.
 SERVER_SKIP = ("batching", "auth_token")
@@ -95,6 +97,10 @@ def run(args) -> int:
     skip_tensorflows_keras_import()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = settings_from_args(args)
+    if settings.tracing:
+        from serving.tracing import configured_exporter
+
+        configured_exporter()  # a bad OTEL_* setting is refused before any worker starts
     if settings.worker_count > 1:
         from serving.workers import run_workers
 
