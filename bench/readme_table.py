@@ -305,6 +305,24 @@ def reload_line(result: dict) -> str:
     )
 
 
+def tracing_line(result: dict) -> str:
+    """What ``--tracing`` costs (``bench.tracing``): QPS against tracing off, per concurrency."""
+    ratios = result["ratios"]
+
+    def qps(name: str) -> str:
+        return " / ".join(f"{ratios[name][c]['qps']:.2f}" for c in ratios[name])
+
+    levels = "/".join(next(iter(ratios.values())))
+    line = (
+        f"**Tracing** (`tracing`, QPS as a share of tracing off at c={levels}): every request "
+        f"traced and exported over OTLP {qps('tracing on')}; one trace in a hundred "
+        f"{qps('tracing 1 %')}"
+    )
+    if "before" not in ratios:
+        return line + "."
+    return f"{line}; the server before tracing existed {qps('before')}."
+
+
 def _dates(results: dict) -> str:
     """The day of the results, or each benchmark's day where they were run on different ones."""
     by_date: dict[str, list[str]] = {}
@@ -369,6 +387,8 @@ def render() -> str:
             lines += [serve_start_line(results["serve_start"]), ""]
         if "reload" in results:
             lines += [reload_line(results["reload"]), ""]
+        if "tracing" in results:
+            lines += [tracing_line(results["tracing"]), ""]
     return "\n".join(lines).rstrip()
 
 

@@ -1,7 +1,8 @@
 """What tracing costs the server: ``zoo serve`` with tracing off, against another checkout (the
 code before tracing existed, say) and against itself with ``--tracing`` on, exporting every
-request's spans over OTLP to a receiver in this process. The servers run at once and take turns
-at each concurrency (``bench.serve.measure_side_by_side``); medians over the rounds.
+request's spans, or one trace in a hundred, over OTLP to a receiver in this process. The servers
+run at once and take turns at each concurrency (``bench.serve.measure_side_by_side``); medians
+over the rounds.
 
     python -m bench.tracing --against /tmp/before-checkout --rounds 3
 
@@ -55,13 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     limits = {"max_requests": 100_000, "max_seconds": args.seconds}
     with tempfile.TemporaryDirectory() as folder:
         _, repo = prepare_model(Path(folder))
-        pair = [launch.zoo_server("tracing off", repo, protocol="v2", workers=1)]
-        pair.append(launch.zoo_server("tracing on", repo, protocol="v2", workers=1,
+        servers = [launch.zoo_server("tracing off", repo, protocol="v2", workers=1)]
+        servers.append(launch.zoo_server("tracing on", repo, protocol="v2", workers=1,
                                       extra=["--tracing"], env=on))  # fmt: skip
+        sampled = {**on, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                   "OTEL_TRACES_SAMPLER_ARG": "0.01"}  # fmt: skip
+        servers.append(launch.zoo_server("tracing 1 %", repo, protocol="v2", workers=1,
+                                      extra=["--tracing"], env=sampled))  # fmt: skip
         if args.against:
-            pair.append(launch.zoo_server("before", repo, protocol="v2", workers=1,
+            servers.append(launch.zoo_server("before", repo, protocol="v2", workers=1,
                                           root=args.against))  # fmt: skip
-        measured, _ = measure_side_by_side(pair, images, limits, args.rounds)
+        measured, _ = measure_side_by_side(servers, images, limits, args.rounds)
     receiver.stop(0)
     off = measured["tracing off"]
     result = {

@@ -92,31 +92,34 @@ def grpc_errors(method):
     ``SERVICE/Method`` (the servicer's ``SERVICE``).
     """
 
-    @functools.wraps(method)
-    async def wrapper(self, request, context):
+    async def handle(self, request, context, model: str, trace):
         start = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
+        try:
+            return await method(self, request, context)
+        except ServingError as error:
+            code, message = error.code, str(error)
+        except Exception as error:
+            log.exception("%s raised an internal error", method.__name__)
+            code, message = grpc.StatusCode.INTERNAL, f"internal error: {error}"
+        finally:
+            self.metrics.record_request(
+                model, method.__name__, code.name, time.perf_counter() - start
+            )
+            if trace is not None:
+                failed = code in SERVER_FAULTS
+                trace.outcome("rpc.grpc.status_code", code.value[0], message if failed else None)
+        log.warning("%s model=%r failed: %s: %s", method.__name__, model, code.name, message)
+        await context.abort(code, message)
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
         model = self.dataplane.metric_label(model_name_of(request))
+        if not tracing.enabled():
+            return await handle(self, request, context, model, None)
         name = f"{self.SERVICE}/{method.__name__}"
         attributes = {"rpc.system": "grpc", "rpc.method": name, "zoo.model": model}
         with tracing.request(name, context.invocation_metadata() or (), attributes) as trace:
-            try:
-                return await method(self, request, context)
-            except ServingError as error:
-                code, message = error.code, str(error)
-            except Exception as error:
-                log.exception("%s raised an internal error", method.__name__)
-                code, message = grpc.StatusCode.INTERNAL, f"internal error: {error}"
-            finally:
-                self.metrics.record_request(
-                    model, method.__name__, code.name, time.perf_counter() - start
-                )
-                if trace is not None:
-                    failed = code in SERVER_FAULTS
-                    trace.outcome(
-                        "rpc.grpc.status_code", code.value[0], message if failed else None
-                    )
-        log.warning("%s model=%r failed: %s: %s", method.__name__, model, code.name, message)
-        await context.abort(code, message)
+            return await handle(self, request, context, model, trace)
 
     return wrapper

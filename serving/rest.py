@@ -151,42 +151,45 @@ class RestApi:
     async def _errors(self, request: web.Request, handler):
         """Token check, then the handler; ServingError -> its HTTP status and message, anything
         else -> 500 (logged). Every request is counted in the metrics (and traced when on)."""
-        start, status, name = time.perf_counter(), 200, request.match_info.get("name", "")
-        label, route = self.dataplane.metric_label(name) if name else "", _route_name(request)
+        name = request.match_info.get("name", "")
+        label = self.dataplane.metric_label(name) if name else ""
+        if not tracing.enabled():
+            return await self._answer(request, handler, label, None)
         resource = getattr(request.match_info.route.resource, "canonical", "unrouted")
         method = request.method if request.method in HTTP_METHODS else "_OTHER"
-        span_name = f"{method} {resource}"
-        attributes = {"http.request.method": method, "http.route": resource}
-        with tracing.request(
-            span_name, request.headers, {**attributes, "zoo.model": label}
-        ) as trace:
-            error_message = None
-            try:
-                if self.token and request.path not in OPEN_PATHS and not self._allowed(request):
-                    status = 401
-                    return web.json_response(
-                        {"error": "missing or invalid bearer token: send 'Authorization: Bearer "
-                         "<token>'"}, status=401)  # fmt: skip
-                return await handler(request)
-            except web.HTTPException as error:  # routing: 404 for unknown paths, 405, 413
-                status = error.status
-                return web.json_response({"error": error.reason}, status=error.status)
-            except ServingError as error:
-                status, error_message = error.http, str(error)
-                log.warning("REST %s failed: %s", request.path, error)
-                return web.json_response({"error": str(error)}, status=error.http)
-            except Exception as error:
-                status, error_message = 500, f"internal error: {error}"
-                log.exception("REST %s raised an internal error", request.path)
-                return web.json_response({"error": error_message}, status=500)
-            finally:
-                self.bodies.release(request)
-                self.metrics.record_request(label, route, str(status), time.perf_counter() - start)
-                if trace is not None:
-                    failed = status >= 500 and error_message
-                    trace.outcome(
-                        "http.response.status_code", status, error_message if failed else None
-                    )
+        attributes = {"http.request.method": method, "http.route": resource, "zoo.model": label}
+        with tracing.request(f"{method} {resource}", request.headers, attributes) as trace:
+            return await self._answer(request, handler, label, trace)
+
+    async def _answer(self, request: web.Request, handler, label: str, trace) -> web.Response:
+        start, status, error_message = time.perf_counter(), 200, None
+        try:
+            if self.token and request.path not in OPEN_PATHS and not self._allowed(request):
+                status = 401
+                return web.json_response(
+                    {"error": "missing or invalid bearer token: send 'Authorization: Bearer "
+                     "<token>'"}, status=401)  # fmt: skip
+            return await handler(request)
+        except web.HTTPException as error:  # routing: 404 for unknown paths, 405, 413
+            status = error.status
+            return web.json_response({"error": error.reason}, status=error.status)
+        except ServingError as error:
+            status, error_message = error.http, str(error)
+            log.warning("REST %s failed: %s", request.path, error)
+            return web.json_response({"error": str(error)}, status=error.http)
+        except Exception as error:
+            status, error_message = 500, f"internal error: {error}"
+            log.exception("REST %s raised an internal error", request.path)
+            return web.json_response({"error": error_message}, status=500)
+        finally:
+            self.bodies.release(request)
+            route = _route_name(request)
+            self.metrics.record_request(label, route, str(status), time.perf_counter() - start)
+            if trace is not None:
+                failed = status >= 500 and error_message
+                trace.outcome(
+                    "http.response.status_code", status, error_message if failed else None
+                )
 
     async def _read_body(self, request: web.Request) -> bytes:
         """The request's body, once the body budget has room for it (503 at once otherwise)."""

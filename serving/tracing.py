@@ -113,6 +113,11 @@ def stop() -> None:
     _provider = _tracer = None
 
 
+def enabled() -> bool:
+    """Whether this process records spans (``start`` was called, ``stop`` not yet)."""
+    return _tracer is not None
+
+
 def active() -> "RequestTrace | None":
     """The trace of the request this task is serving; None when tracing is off."""
     return _active.get()
@@ -190,6 +195,10 @@ def request(name: str, headers: Iterable[tuple[str, str]] | dict, attributes: di
     span = _tracer.start_span(
         name, context=propagate.extract(carrier), kind=SpanKind.SERVER, attributes=attributes
     )
+    if not span.is_recording():  # not sampled: no stage spans either
+        span.end()
+        yield None
+        return
     trace = RequestTrace(span)
     token = _active.set(trace)
     try:

@@ -89,6 +89,19 @@ def test_grpc_infer_is_a_span_under_the_clients_traceparent(traced, test_images)
     _assert_stages_inside(root, children, grandchildren["model"])
 
 
+def test_a_trace_the_client_did_not_sample_records_nothing(traced, test_images):
+    """The default sampler follows the caller: a traceparent with flags 00 means unsampled."""
+    server, exporter = traced
+    exporter.clear()
+    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+    tensor = triton.InferInput("images", [1, 28, 28, 1], "UINT8")
+    tensor.set_data_from_numpy(test_images[0][:1])
+    unsampled = TRACEPARENT[:-2] + "00"
+    answer = client.infer("mnist", [tensor], headers={"traceparent": unsampled})
+    assert answer.as_numpy("probabilities").shape == (1, 10)
+    assert exporter.get_finished_spans() == ()
+
+
 def test_rest_infer_and_classify_are_spans_with_their_routes(traced, test_images):
     server, exporter = traced
     exporter.clear()
