@@ -11,7 +11,7 @@ already take:
    ``zoo.batch.requests`` requests), with ``model``, the model call itself, as its child;
 4. ``encode``: from the data plane's answer to the request's end (the response message).
 
-Off unless ``zoo serve --tracing``: then every front end call costs one context-variable lookup.
+Off unless ``zoo serve --tracing``; while off, the front ends skip it (``enabled()``).
 The exporter is configured the standard way, by the ``OTEL_*`` environment variables the SDK reads
 (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_EXPORTER_OTLP_PROTOCOL``, ``OTEL_TRACES_SAMPLER``,
 ``OTEL_SERVICE_NAME``, ``OTEL_BSP_*``...); ``OTEL_TRACES_EXPORTER=console`` prints the spans.
