@@ -18,6 +18,9 @@ without a bound, a 17 KB request had the server decode 144 megapixels (PIL itsel
 179 megapixels, and raised an error the server answered as internal)."""
 
 
+FORMATS = ("PNG", "JPEG")  # what the protocols promise; PIL would also open GIF, BMP, TIFF...
+
+
 def resize(image, width: int, height: int):
     """A PIL image at ``width`` x ``height`` (bicubic, as it is unless the size differs): the one
     resampling of images the server decodes and of image folders the zoo trains on."""
@@ -33,16 +36,17 @@ def decode_image(
     shape: tuple[int, int, int],
     what: str = "image",
     max_pixels: int | None = MAX_IMAGE_PIXELS,
+    formats: tuple[str, ...] | None = FORMATS,
 ) -> np.ndarray:
     """PNG/JPEG bytes as uint8 ``shape``, converted to the model's channels (L or RGB) and
     resized to its height and width; ImageError for anything else or over ``max_pixels``
-    (checked from the header, before any pixel is decoded; None: only PIL's own limit, for a
-    client reading its user's own files)."""
+    (checked from the header, before any pixel is decoded). None for ``max_pixels`` and
+    ``formats``: PIL's own limit and formats, for a client reading its user's own files."""
     from PIL import Image, UnidentifiedImageError
 
     height, width, channels = shape
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=formats) as image:
             if max_pixels is not None and image.width * image.height > max_pixels:
                 raise ImageError(
                     f"{what}: {image.width}x{image.height} pixels, over the {max_pixels:,} decoded."
@@ -53,7 +57,8 @@ def decode_image(
     except Image.DecompressionBombError as error:  # PIL's own check of the header
         raise ImageError(f"{what}: too many pixels to decode ({error}).") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{what}: {len(data)} bytes are not a PNG/JPEG image.") from None
+        expected = "a PNG/JPEG" if formats == FORMATS else "an"
+        raise ImageError(f"{what}: {len(data)} bytes are not {expected} image.") from None
     except (OSError, ValueError) as error:
         raise ImageError(f"{what}: {len(data)} bytes are not a PNG/JPEG image ({error}).") from None
     return np.asarray(converted, np.uint8).reshape(shape)
@@ -106,4 +111,11 @@ def example_image(example, feature_name: str, shape: tuple[int, int, int]) -> np
             f"Feature {feature_name!r}: {len(values)} values, expected {math.prod(shape)} "
             f"(shape {list(shape)})."
         )
-    return np.clip(np.asarray(values, np.float64), 0, 255).astype(np.uint8).reshape(shape)
+    pixels = np.asarray(values, np.float64)
+    wrong = ~np.isfinite(pixels) | (pixels < 0) | (pixels > 255) | (pixels != np.round(pixels))
+    if wrong.any():
+        raise ImageError(
+            f"Feature {feature_name!r}: value {pixels[wrong][0]:g} is not a pixel value; expected "
+            "integers 0-255."
+        )
+    return pixels.astype(np.uint8).reshape(shape)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ConfigError
+from core.errors import ConfigError, shown
 from core.outputs import class_names_or_indices
 from serving import tracing
 from serving.batching import DirectRunner, DynamicBatcher
@@ -131,6 +131,8 @@ class DataPlane:
 
     def signature(self, servable: LoadedVersion, name: str) -> Signature:
         name = name or DEFAULT_SIGNATURE
+        if not isinstance(name, str):
+            raise InvalidArgument(f"signature_name must be a string. Received: {shown(name)}")
         if name not in servable.signatures:
             raise NotFound(
                 f"Model {servable.name!r} version {servable.version} has no signature {name!r}. "

@@ -138,7 +138,13 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         inputs = convert() if raw else await self.dataplane.off_loop(convert)
         signature_name = DEFAULT_SIGNATURE
         if "signature_name" in request.parameters:
-            signature_name = request.parameters["signature_name"].string_param
+            parameter = request.parameters["signature_name"]
+            if parameter.WhichOneof("parameter_choice") != "string_param":
+                raise InvalidArgument(
+                    "The 'signature_name' parameter must be a string_param. Received: "
+                    f"{parameter.WhichOneof('parameter_choice')}"
+                )
+            signature_name = parameter.string_param
         servable, _, outputs = await self.dataplane.infer(
             request.model_name,
             inputs,

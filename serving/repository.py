@@ -356,14 +356,14 @@ class ModelRepository:
         """The version to serve a request; NotFound naming what exists."""
         if name not in self.configs:
             raise NotFound(
-                f"Model {name!r} not found. Serving: {', '.join(self.model_names()) or 'none'}."
+                f"Model {shown(name)} not found. Serving: {', '.join(self.model_names()) or 'none'}."
             )
         versions = self.loaded.get(name, {})
         if label:
             labels = self.configs[name].labels
             if label not in labels:
                 raise NotFound(
-                    f"Model {name!r} has no version label {label!r}. "
+                    f"Model {name!r} has no version label {shown(label)}. "
                     f"Labels: {', '.join(sorted(labels)) or 'none'}."
                 )
             version = labels[label]
@@ -381,7 +381,7 @@ class ModelRepository:
     def statuses(self, name: str, version: int | None = None) -> dict[int, VersionStatus]:
         if name not in self.configs:
             raise NotFound(
-                f"Model {name!r} not found. Serving: {', '.join(self.model_names()) or 'none'}."
+                f"Model {shown(name)} not found. Serving: {', '.join(self.model_names()) or 'none'}."
             )
         statuses = self.status.get(name, {})
         if version is not None:

@@ -46,6 +46,25 @@ class RateLimit(logging.Filter):
         return True
 
 
+class MalformedHttp(logging.Filter):
+    """aiohttp's own lines about requests it could not parse ("Error handling request from ..."
+    with a traceback of its parser): one line naming the error, within the same bound."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True  # anything else is the server's fault: logged whole
+        reason = " ".join(str(error).split())
+        reason = reason if len(reason) <= 200 else reason[:200] + "..."
+        record.msg = f"{record.getMessage()}: {type(error).__name__}: {reason}"
+        record.args, record.exc_info, record.exc_text = (), None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"  # the client's fault
+        return limit.filter(record)
+
+
 log = logging.getLogger("zoo.serving.requests")
 limit = RateLimit()
 log.addFilter(limit)
+logging.getLogger("aiohttp.server").addFilter(MalformedHttp())

@@ -424,7 +424,9 @@ class RestApi:
         )
         body = await self.dataplane.off_loop(_json_body, json_part)
         servable = self._v2_servable(request)
-        signature_name = (body.get("parameters") or {}).get("signature_name", DEFAULT_SIGNATURE)
+        parameters = rest_codec.json_object(body.get("parameters"), "'parameters'")
+        signature_name = parameters.get("signature_name", DEFAULT_SIGNATURE)
+        wanted = rest_codec.requested_outputs(body)
         signature = self.dataplane.signature(servable, signature_name)
         inputs = await self.dataplane.off_loop(
             rest_codec.v2_inputs, body.get("inputs"), signature.inputs, binary,
@@ -433,7 +435,6 @@ class RestApi:
         _, _, outputs = await self.dataplane.infer(
             servable.name, inputs, version=servable.version, signature_name=signature_name
         )
-        wanted = [o.get("name") for o in body.get("outputs") or [] if isinstance(o, dict)]
         unknown = sorted(set(wanted) - set(outputs))
         if unknown:
             raise InvalidArgument(f"Unknown output(s) {unknown}; outputs: {sorted(outputs)}.")

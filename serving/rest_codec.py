@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 from tensorflow.core.example import example_pb2
 
+from core.errors import shown
 from core.images import ImageError, decode_image
 from serving.converters import (
     DEFAULT_MAX_BYTES,
@@ -246,8 +247,37 @@ def split_binary_body(raw: bytes, header_length: str | None) -> tuple[bytes, byt
     return raw[: int(header_length)], raw[int(header_length) :]
 
 
+def json_object(value, what: str) -> dict:
+    """A JSON field that must be an object: ``{}`` when absent (null), InvalidArgument naming
+    ``what`` and the value otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{what} must be an object. Received: {shown(value)}")
+    return value
+
+
+def json_string(value, what: str) -> str:
+    """A JSON field that must be a string; InvalidArgument naming ``what`` and the value."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a string. Received: {shown(value)}")
+    return value
+
+
+def requested_outputs(body: dict) -> list[str]:
+    """The names in an Open Inference Protocol request's ``outputs`` (objects with a string
+    ``name``); empty when it asks for none."""
+    outputs = body.get("outputs") or []
+    if not isinstance(outputs, list):
+        raise InvalidArgument(f"'outputs' must be a list of objects. Received: {shown(outputs)}")
+    return [json_string(json_object(o, "Each output").get("name"), "An output's 'name'")
+            for o in outputs]  # fmt: skip
+
+
 def _binary_size(tensor: dict, name: str) -> int | None:
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    size = json_object(tensor.get("parameters"), f"Input {name!r}: 'parameters'").get(
+        "binary_data_size"
+    )
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise InvalidArgument(f"Input {name!r}: binary_data_size must be a byte count >= 0.")
     return size
@@ -264,11 +294,18 @@ def v2_inputs(body_inputs, inputs: dict[str, TensorSpec], binary: bytes = b"",
     for tensor in body_inputs:
         if not isinstance(tensor, dict) or not {"name", "shape", "datatype"} <= set(tensor):
             raise InvalidArgument("Each input needs 'name', 'shape', 'datatype' and 'data'.")
-        name, datatype, shape = tensor["name"], tensor["datatype"], tensor["shape"]
-        if datatype not in V2_TO_NUMPY:
-            raise InvalidArgument(f"Input {name!r}: unsupported datatype {datatype!r}.")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise InvalidArgument(f"Input {name!r}: shape must be a list of sizes >= 0.")
+        name = json_string(tensor["name"], "An input's 'name'")
+        datatype, shape = tensor["datatype"], tensor["shape"]
+        if name in arrays:
+            raise InvalidArgument(f"Input {shown(name)} appears twice.")
+        if not isinstance(datatype, str) or datatype not in V2_TO_NUMPY:
+            raise InvalidArgument(f"Input {name!r}: unsupported datatype {shown(datatype)}.")
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise InvalidArgument(
+                f"Input {name!r}: shape must be a list of sizes >= 0. Received: {shown(shape)}"
+            )
         spec = _spec(inputs, name)
         if np.dtype(V2_TO_NUMPY[datatype]) != spec.dtype:
             raise InvalidArgument(
@@ -333,11 +370,12 @@ def v2_outputs(outputs: dict[str, np.ndarray], names: list[str]) -> list[dict]:
 def _binary_flags(body: dict):
     """Whether an output goes back as binary data: its own ``parameters.binary_data``, else the
     request's ``parameters.binary_data_output``."""
-    every = bool((body.get("parameters") or {}).get("binary_data_output"))
+    every = bool(json_object(body.get("parameters"), "'parameters'").get("binary_data_output"))
     flags = {
-        o.get("name"): (o.get("parameters") or {}).get("binary_data")
+        o["name"]: json_object(o.get("parameters"), f"Output {o['name']!r}: 'parameters'").get(
+            "binary_data"
+        )
         for o in body.get("outputs") or []
-        if isinstance(o, dict)
     }
     return lambda name: every if flags.get(name) is None else bool(flags[name])
 

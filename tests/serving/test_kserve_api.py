@@ -83,6 +83,26 @@ def test_errors_name_the_tensor(triton_client, test_images):
             triton_client.infer("mnist", [tensor], model_version=version)
 
 
+def test_a_signature_name_that_is_not_a_string_is_refused(channel, test_images):
+    request = service_pb2.ModelInferRequest(model_name="mnist")
+    tensor = request.inputs.add(name="images", datatype="UINT8", shape=[1, 28, 28, 1])
+    tensor.contents.uint_contents.extend(test_images[0][:1].ravel().tolist())
+    request.parameters["signature_name"].int64_param = 3
+    with pytest.raises(grpc.RpcError) as error:
+        service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "must be a string_param. Received: int64_param" in error.value.details()
+
+
+def test_an_echoed_model_name_is_cut_short(triton_client, test_images):
+    tensor = triton.InferInput("images", [1, 28, 28, 1], "UINT8")
+    tensor.set_data_from_numpy(test_images[0][:1])
+    with pytest.raises(InferenceServerException) as error:
+        triton_client.infer("m" * 1_000_000, [tensor])
+    assert "(1,000,002 characters) not found" in str(error.value)
+    assert len(str(error.value)) < 1000
+
+
 def test_model_config_says_what_triton_would(triton_client, server):
     config = triton_client.get_model_config("mnist", as_json=True)["config"]
     assert config["platform"] == "tensorflow_savedmodel" and config["name"] == "mnist"

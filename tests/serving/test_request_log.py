@@ -2,6 +2,7 @@
 the metrics still count every failure."""
 
 import logging
+import socket
 import urllib.request
 
 import grpc
@@ -69,3 +70,22 @@ def test_a_stream_of_bad_requests_logs_a_burst_and_counts_every_one(
         metrics = urllib.request.urlopen(url, timeout=10).read().decode()
     counted = 'zoo_requests_total{code="INVALID_ARGUMENT",method="Predict",model="mnist"} 51.0'
     assert counted in metrics
+
+
+def test_malformed_http_is_one_line_each_within_the_same_bound(make_repo, caplog, monkeypatch):
+    """aiohttp once logged an 11-line parser traceback per malformed request, without bound."""
+    for name, value in {"window_start": float("-inf"), "passed": 0, "dropped": 0}.items():
+        monkeypatch.setattr(request_log.limit, name, value)
+    monkeypatch.setattr(request_log.limit, "window", 3600.0)
+    caplog.set_level(logging.WARNING)
+    with ServerThread(loopback_settings(make_repo())) as running:
+        for _ in range(30):
+            with socket.create_connection(("127.0.0.1", running.rest_port), timeout=10) as raw:
+                raw.sendall(b"GET /v2 HTTP/1.1\r\nHost localhost\r\n\r\n")  # a header without ':'
+                assert b" 400 Bad Request" in raw.recv(100)
+        assert call(running.rest_port, "/v2/health/ready")[0] == 200
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(records) == request_log.BURST
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in records)
+    assert {r.levelname for r in records} == {"WARNING"}  # the client's error, not the server's
+    assert "Error handling request from 127.0.0.1: BadHttpMessage: 400" in records[0].getMessage()

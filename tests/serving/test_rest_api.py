@@ -33,6 +33,9 @@ def call(port, path, body=None, *, token=None, method=None):
         return error.code, json.loads(error.read())
 
 
+V2_IMAGE = {"name": "images", "shape": [1, 28, 28, 1], "datatype": "UINT8", "data": [0] * 784}
+
+
 @pytest.fixture(scope="module")
 def rest(server):
     return server.rest_port
@@ -138,6 +141,32 @@ def test_tf_serving_status_and_metadata(rest):
         ("/v2/models/mnist/infer", {"inputs": [{"name": "images", "shape": [1, 28, 28, 1],
                                                 "datatype": "FP32", "data": [0]}]},
          400, "expected datatype UINT8, received FP32"),
+        # Fields of the wrong JSON type are the client's error, said as such (never a 500).
+        ("/v1/models/mnist:predict", {"signature_name": ["x"], "instances": [[0]]}, 400,
+         "signature_name must be a string. Received: ['x']"),
+        ("/v1/models/mnist:classify", {"signature_name": {"a": 1}, "examples": [{}]}, 400,
+         "signature_name must be a string"),
+        ("/v2/models/mnist/infer", {"parameters": [1], "inputs": [V2_IMAGE]}, 400,
+         "'parameters' must be an object. Received: [1]"),
+        ("/v2/models/mnist/infer", {"inputs": [{**V2_IMAGE, "name": ["images"]}]}, 400,
+         "An input's 'name' must be a string"),
+        ("/v2/models/mnist/infer", {"inputs": [{**V2_IMAGE, "datatype": ["UINT8"]}]}, 400,
+         "unsupported datatype ['UINT8']"),
+        ("/v2/models/mnist/infer", {"inputs": [{**V2_IMAGE, "shape": [True, 28, 28, 1]}]}, 400,
+         "shape must be a list of sizes >= 0. Received: [True, 28, 28, 1]"),
+        ("/v2/models/mnist/infer", {"inputs": [{**V2_IMAGE, "parameters": "x"}]}, 400,
+         "Input 'images': 'parameters' must be an object"),
+        ("/v2/models/mnist/infer", {"inputs": [V2_IMAGE, V2_IMAGE]}, 400,
+         "Input 'images' appears twice"),  # as over gRPC
+        ("/v2/models/mnist/infer", {"inputs": [V2_IMAGE], "outputs": [{"name": 1}]}, 400,
+         "An output's 'name' must be a string. Received: 1"),
+        ("/v2/models/mnist/infer", {"inputs": [V2_IMAGE], "outputs": {"name": "classes"}},
+         400, "'outputs' must be a list of objects"),
+        ("/v2/models/mnist/infer",
+         {"inputs": [V2_IMAGE], "outputs": [{"name": "classes", "parameters": [True]}]},
+         400, "Output 'classes': 'parameters' must be an object"),
+        ("/v1/models/" + "n" * 5000 + ":predict", {"instances": [[0]]}, 404,
+         "... (5,002 characters) not found"),  # an echoed name is cut short
     ],
 )  # fmt: skip
 def test_errors_have_the_grpc_messages_and_http_statuses(rest, path, body, status, message):

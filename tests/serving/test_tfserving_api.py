@@ -97,6 +97,28 @@ def test_classify_with_pixels_and_with_png(stub, test_images):
         assert classes[0].label == str(expected)
 
 
+@pytest.mark.parametrize("value", [float("nan"), 99999.0, -5.0, 1e30, 0.5])
+def test_classify_refuses_pixel_values_outside_0_to_255_as_rest_does(stub, value):
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "mnist"
+    pixels = request.input.example_list.examples.add()
+    pixels.features.feature["images"].float_list.value.extend([value] + [0.0] * 783)
+    expect_error(stub.Classify, request, grpc.StatusCode.INVALID_ARGUMENT,
+                 "is not a pixel value; expected integers 0-255")  # fmt: skip
+
+
+@pytest.mark.parametrize("image_format", ["GIF", "BMP", "TIFF"])
+def test_classify_decodes_png_and_jpeg_only(stub, test_images, image_format):
+    encoded = io.BytesIO()
+    Image.fromarray(test_images[0][0][..., 0]).resize((30, 30)).save(encoded, format=image_format)
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "mnist"
+    example = request.input.example_list.examples.add()
+    example.features.feature["images"].bytes_list.value.append(encoded.getvalue())
+    expect_error(stub.Classify, request, grpc.StatusCode.INVALID_ARGUMENT,
+                 "are not a PNG/JPEG image")  # fmt: skip
+
+
 def test_classify_runs_the_signature_named_if_it_classifies(stub, test_images):
     request = classification_pb2.ClassificationRequest()
     request.model_spec.name = "mnist"

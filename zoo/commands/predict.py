@@ -63,9 +63,10 @@ def load_image(path: str, shape: tuple[int, int, int]):
                 f"Image {path!r} is {size:,} bytes, over the {MAX_IMAGE_FILE_BYTES:,} that "
                 "zoo predict reads; give a PNG or JPEG image file."
             )
-        # The user's own files: PIL's own bound on pixels, not the server's (a phone photo may
-        # pass 16 MP).
-        return decode_image(Path(path).read_bytes(), shape, f"Image {path!r}", max_pixels=None)
+        # The user's own files: PIL's own bound on pixels and its formats, not the server's (a
+        # phone photo may pass 16 MP).
+        data = Path(path).read_bytes()
+        return decode_image(data, shape, f"Image {path!r}", max_pixels=None, formats=None)
     except OSError as error:
         raise ZooError(f"Cannot read image {path!r}: {error.strerror}.") from None
     except ImageError as error:
