@@ -96,7 +96,7 @@ class DataPlane:
         except OSError:
             return None
 
-    def _reread_model_config(self) -> None:
+    async def _reread_model_config(self) -> None:
         """Takes a changed model config file, as TensorFlow Serving polls its own: a file that
         does not read or validate is logged, once per change, and the models keep being served
         as the last good file said."""
@@ -105,7 +105,9 @@ class DataPlane:
             return
         self.config_stamp = stamp
         try:
-            configs = read_model_config(self.settings.model_config_file, self.settings.batching)
+            configs = await asyncio.to_thread(  # parsing a large file must not stall requests
+                read_model_config, self.settings.model_config_file, self.settings.batching
+            )
         except ConfigError as error:
             log.error("Model config not applied; still serving the last good one: %s", error)
             return
@@ -119,7 +121,7 @@ class DataPlane:
         """Brings the loaded versions in step with the model config file and the disk (one poll
         at a time)."""
         async with self.poll_lock:
-            self._reread_model_config()
+            await self._reread_model_config()
             await self.repository.poll()
             self._refresh_version_gauge()
 

@@ -189,13 +189,18 @@ class ModelRepository:
         self.unloaded_by_request: set[str] = set()  # model control: left alone by polls
 
     def replace_configs(self, configs: list[ModelConfig]) -> None:
-        """A new model list (the model config file changed): models no longer listed, or listed
-        with another base path, have their versions unloaded at once (requests in flight finish)
-        and are forgotten; the others take their new version policy and labels on the next poll,
-        and their new batching options with the versions loaded after it."""
+        """A new model list (the model config file changed): models no longer listed have their
+        versions unloaded at once (requests in flight finish) and are forgotten; the others take
+        their new version policy and labels on the next poll, and their new batching options with
+        the versions loaded after it. A model given another base path keeps serving its old
+        versions until the next poll has loaded one from the new path."""
         new = {c.name: c for c in configs}
         for name, old in list(self.configs.items()):
-            if name in new and new[name].base_path == old.base_path:
+            if name in new:
+                if new[name].base_path != old.base_path:  # the old path's failures do not count
+                    loaded = self.loaded.get(name, {})
+                    statuses = self.status.get(name, {})
+                    self.status[name] = {v: s for v, s in statuses.items() if v in loaded}
                 continue
             for version in sorted(self.loaded.get(name, {})):
                 self._unload(name, version)
@@ -204,24 +209,32 @@ class ModelRepository:
         self.fixed_configs = new
         self.configs = {n: c for n, c in new.items() if n not in self.unloaded_by_request}
 
-    def _discover(self) -> None:
+    def _new_folders(self, known: set[str]) -> list[Path]:
+        """Model folders of the repository's root that are not in ``known`` (a disk read: called
+        off the event loop)."""
         if self.fixed_configs is not None or self.root is None or not self.root.is_dir():
-            return
-        for entry in sorted(self.root.iterdir()):
-            if entry.name in self.configs or entry.name in self.unloaded_by_request:
-                continue
-            if entry.is_dir() and not entry.name.startswith("."):
-                self.configs[entry.name] = ModelConfig(entry.name, entry, batching=self.defaults)
+            return []
+        return [
+            entry
+            for entry in sorted(self.root.iterdir())
+            if entry.name not in known and entry.is_dir() and not entry.name.startswith(".")
+        ]
 
     async def poll(self) -> None:
-        """One pass: load wanted new versions, then unload versions no longer wanted."""
-        self._discover()
+        """One pass: load wanted new versions, then unload versions no longer wanted. The disk
+        is read on a thread, so a repository of many files never stalls the requests."""
+        known = set(self.configs) | self.unloaded_by_request
+        for entry in await asyncio.to_thread(self._new_folders, known):
+            if entry.name not in self.configs and entry.name not in self.unloaded_by_request:
+                self.configs[entry.name] = ModelConfig(entry.name, entry, batching=self.defaults)
         for config in list(self.configs.values()):
             await self._sync_model(config)
 
     async def _sync_model(self, config: ModelConfig) -> None:
-        on_disk = versions_on_disk(config.base_path)
-        for name, why in ignored_version_folders(config.base_path).items():
+        on_disk, ignored = await asyncio.to_thread(
+            lambda: (versions_on_disk(config.base_path), ignored_version_folders(config.base_path))
+        )
+        for name, why in ignored.items():
             if (config.name, name) not in self.ignored_logged:
                 self.ignored_logged.add((config.name, name))
                 log.warning("Model %s: folder %s ignored: %s", config.name, name, why)
@@ -239,12 +252,19 @@ class ModelRepository:
                 ]
             )
 
+        def current() -> set[int]:  # loaded from the model's base path (not a former one)
+            loaded = self.loaded[config.name]
+            return {v for v, s in loaded.items() if s.path.parent == config.base_path}
+
         # 1. Load what the policy wants; when a load fails the policy picks again (an older
         #    version, say), until every wanted version is loaded.
-        while missing := sorted(wanted() - set(self.loaded[config.name])):
+        while missing := sorted(wanted() - current()):
             await self._load(config, missing[-1], on_disk[missing[-1]])
-        # 2. Only then unload what is no longer wanted: there is no gap in service.
-        for version in sorted(set(self.loaded[config.name]) - wanted()):
+        # 2. Only then unload what is no longer wanted, and what a former base path holds once
+        #    the new one serves: there is no gap in service.
+        fresh = current()  # none: nothing loads from a new base path yet, the old versions serve
+        keep = wanted() & fresh if fresh else set(self.loaded[config.name])
+        for version in sorted(set(self.loaded[config.name]) - keep):
             self._unload(config.name, version)
         for version in list(statuses):
             if version not in on_disk and statuses[version].error:
@@ -271,7 +291,10 @@ class ModelRepository:
             log.error("Failed to load model %s version %d: %s", config.name, version, message)
             return
         was_serving = bool(self.loaded[config.name])
+        replaced = self.loaded[config.name].get(version)  # the same version from a former path
         self.loaded[config.name] = {**self.loaded[config.name], version: servable}
+        if replaced is not None:
+            self.on_unload(replaced)
         statuses[version] = VersionStatus(AVAILABLE)
         log.info(
             "Loaded model %s version %d; now serving versions %s",

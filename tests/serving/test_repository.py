@@ -378,3 +378,85 @@ def test_empty_repository_serves_nothing_but_runs(tmp_path):
             error.value.code() == grpc.StatusCode.NOT_FOUND
             and "Serving: none" in error.value.details()
         )
+
+
+def _predict_until(client, images, stop: threading.Event, codes: list) -> None:
+    """Predicts in a loop until ``stop``, noting each failure's status code."""
+    while not stop.is_set():
+        try:
+            client.predict("digits", images)
+        except grpc.RpcError as error:
+            codes.append(error.code())
+
+
+def test_a_new_base_path_loads_before_the_old_one_unloads(make_repo, test_images):
+    """A base_path change once unloaded the model before loading the new path: 27-36 requests
+    per switch answered NOT_FOUND."""
+    repo = make_repo([1])
+    shutil.copytree(repo / "mnist" / "1", repo / "moved" / "5")
+    (repo / "empty").mkdir()
+    config = repo / "models.yaml"
+
+    def point_at(folder: str) -> None:
+        staging = repo / ".models.yaml"
+        staging.write_text(f"models:\n  digits:\n    base_path: {folder}\n")
+        staging.rename(config)
+
+    point_at("mnist")
+    images = test_images[0][:1]
+    with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        loaded = running.dataplane.repository.loaded
+        stop, codes = threading.Event(), []
+        load = threading.Thread(target=_predict_until, args=(client, images, stop, codes))
+        load.start()
+        try:
+            point_at("empty")  # nothing to load there: version 1 serves on
+            time.sleep(1.0)
+            assert sorted(loaded["digits"]) == [1]
+            point_at("moved")
+            wait_for(lambda: sorted(loaded.get("digits", {})) == [5])
+        finally:
+            stop.set()
+            load.join()
+        assert codes == []
+        request = predict_request("digits", images)
+        assert client.prediction.Predict(request, timeout=30).model_spec.version.value == 5
+
+
+def test_a_slow_disk_never_stalls_requests(make_repo, test_images, monkeypatch):
+    """Scanning the repository and parsing the model config run off the event loop: with each
+    taking a second, requests are still answered at once."""
+    import serving.dataplane
+    import serving.repository
+
+    def slowly(function):
+        def slow(*args, **kwargs):
+            time.sleep(1.0)
+            return function(*args, **kwargs)
+
+        return slow
+
+    repo = make_repo([1])
+    config = repo / "models.yaml"
+    config.write_text("models:\n  digits:\n    base_path: mnist\n")
+    with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
+        client = PredictionClient(f"127.0.0.1:{running.port}")
+        monkeypatch.setattr(
+            serving.repository, "versions_on_disk", slowly(serving.repository.versions_on_disk)
+        )
+        monkeypatch.setattr(
+            serving.dataplane, "read_model_config", slowly(serving.dataplane.read_model_config)
+        )
+        staging = repo / ".models.yaml"
+        staging.write_text("models:\n  digits:\n    base_path: mnist\n    version_labels: {a: 1}\n")
+        staging.rename(config)
+        time.sleep(0.3)  # a poll is reading the disk and the config
+        slowest = 0.0
+        for _ in range(20):
+            start = time.perf_counter()
+            client.predict("digits", test_images[0][:1])
+            slowest = max(slowest, time.perf_counter() - start)
+            time.sleep(0.05)
+        assert slowest < 0.5
+        wait_for(lambda: running.dataplane.repository.configs["digits"].labels == {"a": 1})
