@@ -17,6 +17,7 @@ Every file is written to a temporary name and renamed into place, so a run kille
 import json
 import os
 import re
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -162,11 +163,28 @@ class RunDir:
             path.unlink(missing_ok=True)
 
     def read_history(self, epochs_done: int | None = None) -> list[dict]:
-        """The per-epoch metrics logged so far, cut to the first ``epochs_done`` epochs."""
+        """The per-epoch metrics logged so far, cut to the first ``epochs_done`` epochs. A torn
+        last line (a copy cut short) is left out with a warning; any other line that is not an
+        epoch's metrics is a RunDirError naming it."""
         if not self.history_path.exists():
             return []
-        lines = [json.loads(line) for line in self.history_path.read_text().splitlines() if line]
-        return [row for row in lines if epochs_done is None or row["epoch"] < epochs_done]
+        lines = [line for line in self.history_path.read_text().splitlines() if line.strip()]
+        rows = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+                if number == len(lines):  # a torn last line: the epoch it began is redone
+                    print(f"Warning: {self.history_path} ends in a torn line; it is left out.",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    break
+                raise RunDirError(
+                    f"{self.history_path} line {number} is not an epoch's metrics: {line[:100]!r}"
+                )
+            rows.append(row)
+        return [row for row in rows if epochs_done is None or row["epoch"] < epochs_done]
 
     def write_history(self, rows: list[dict]) -> None:
         write_atomic(self.history_path, "".join(json.dumps(row) + "\n" for row in rows))

@@ -12,7 +12,7 @@ import pytest
 from core.artifact import existing_versions
 from training import export
 from training.config import build_config
-from training.run_dir import RunDir
+from training.run_dir import RunDir, RunDirError
 from zoo import cli
 
 TINY = ["--model", "mlp", "--epochs", "1", "--train-limit", "64", "--test-limit", "16",
@@ -156,3 +156,13 @@ def test_exporting_a_damaged_final_model_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err
     assert f"{damaged / 'model.keras'} does not load: not a complete .keras archive" in err
     assert "Traceback" not in err and not repo.exists()
+
+
+def test_a_torn_last_history_line_is_left_out_and_a_damaged_one_named(tmp_path, capsys):
+    run = RunDir.create(tmp_path, "run")
+    run.history_path.write_text('{"epoch": 0, "loss": 1.0}\n{"epoch": 1, "lo')
+    assert run.read_history() == [{"epoch": 0, "loss": 1.0}]
+    assert "ends in a torn line; it is left out" in capsys.readouterr().err
+    run.history_path.write_text('{"epoch": 0, "loss": 1.0}\n[1, 2]\n{"epoch": 2, "loss": 0.5}\n')
+    with pytest.raises(RunDirError, match=r"history.jsonl line 2 is not an epoch's metrics"):
+        run.read_history()
