@@ -14,7 +14,7 @@ import numpy as np
 
 from core.errors import ConfigError, shown
 from core.outputs import class_names_or_indices
-from serving import tracing
+from serving import example_signatures, tracing
 from serving.batching import DirectRunner, DynamicBatcher
 from serving.errors import InvalidArgument, NotFound, Unavailable
 from serving.extensions import model_config_json, repository_index_json
@@ -261,6 +261,29 @@ class DataPlane:
             parts.append(await runner.submit(piece, min(chunk, size - start), deadline))
         outputs = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
         return servable, signature, outputs
+
+    def examples_signature(
+        self, servable: LoadedVersion, name: str, method: str
+    ) -> Signature | None:
+        """The signature ``name`` (``serving_default`` when empty) if its SignatureDef's method is
+        ``method`` (TensorFlow Serving's classify or regress) and it takes one string input, else
+        None; NotFound, naming the version's signatures, if it has no such signature."""
+        signature = self.signature(servable, name or DEFAULT_SIGNATURE)
+        return signature if example_signatures.has_method(servable, signature, method) else None
+
+    async def run_examples(
+        self, servable: LoadedVersion, signature: Signature, examples: list, deadline
+    ) -> dict[str, np.ndarray]:
+        """An examples signature's outputs for ``examples`` (tf.Example messages), serialized as
+        its input: Classify, Regress and MultiInference on TensorFlow Serving's signatures."""
+        if not examples:
+            raise InvalidArgument("The request holds no examples; give at least one.")
+        inputs = example_signatures.serialized_inputs(signature, examples)
+        _, _, outputs = await self.infer(
+            servable.name, inputs, version=servable.version, signature_name=signature.name,
+            deadline=deadline,
+        )  # fmt: skip
+        return outputs
 
     async def classify(
         self,

@@ -7,9 +7,12 @@ server here, about 10 % less CPU per request than asyncio's loop (bench/results,
 """
 
 import asyncio
+import signal
 from collections.abc import Coroutine
 
 from core.errors import ConfigError
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # each drains, then stops
 
 
 def _uvloop():

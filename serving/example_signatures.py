@@ -2,32 +2,18 @@
 TensorFlow 1's Estimators) whose SignatureDef's method is ``tensorflow/serving/classify`` or
 ``tensorflow/serving/regress`` take a batch of serialized tf.Examples as their one string input
 and answer ``classes`` and/or ``scores``, or ``outputs``. Classify, Regress and MultiInference
-(gRPC) and ``:classify`` and ``:regress`` (REST) run them as TensorFlow Serving does; the zoo's own
-classifiers take images instead and go through the data plane's ``classify``.
+(gRPC) and ``:classify`` and ``:regress`` (REST) run them through the data plane
+(``DataPlane.run_examples``) as TensorFlow Serving does; this module knows their methods, inputs
+and outputs. The zoo's own classifiers take images instead and go through ``DataPlane.classify``.
 """
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from serving.errors import InvalidArgument, ServingError
-from serving.runtime import DEFAULT_SIGNATURE, LoadedVersion, Signature
-
-if TYPE_CHECKING:  # the data plane loads versions through the warm-up, which uses this module
-    from serving.dataplane import DataPlane
+from serving.errors import ServingError
+from serving.runtime import LoadedVersion, Signature
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
-
-
-def examples_signature(
-    dataplane: "DataPlane", servable: LoadedVersion, name: str, method: str
-) -> Signature | None:
-    """The signature ``name`` (``serving_default`` when empty) if its SignatureDef's method is
-    ``method`` and it takes one string input, else None; NotFound, naming the version's
-    signatures, if it has no such signature."""
-    signature = dataplane.signature(servable, name or DEFAULT_SIGNATURE)
-    return signature if has_method(servable, signature, method) else None
 
 
 def has_method(servable: LoadedVersion, signature: Signature, method: str) -> bool:
@@ -52,19 +38,6 @@ def not_a_regressor(servable: LoadedVersion, name: str) -> str:
         f"Regress needs a regression signature (method {REGRESS_METHOD}, serialized tf.Examples "
         f"in); signature {name!r} of model {servable.name!r} is not one. Use Classify or Predict."
     )
-
-
-async def run_examples(
-    dataplane: "DataPlane", servable: LoadedVersion, signature: Signature, examples: list, deadline
-) -> dict[str, np.ndarray]:
-    """The signature's outputs for ``examples`` (tf.Example messages), serialized as its input."""
-    if not examples:
-        raise InvalidArgument("The request holds no examples; give at least one.")
-    _, _, outputs = await dataplane.infer(
-        servable.name, serialized_inputs(signature, examples), version=servable.version,
-        signature_name=signature.name, deadline=deadline,
-    )  # fmt: skip
-    return outputs
 
 
 def classifications(outputs: dict[str, np.ndarray], count: int) -> list[list[tuple[str, float]]]:

@@ -279,7 +279,7 @@ class RestApi:
         servable = self._servable(request)
         examples = _json_examples(body)
         name = body.get("signature_name") or DEFAULT_SIGNATURE
-        signature = tf_signatures.examples_signature(self.dataplane, servable, name, method)
+        signature = self.dataplane.examples_signature(servable, name, method)
         return servable, name, examples, signature
 
     async def tf_classify(self, request: web.Request) -> web.Response:
@@ -288,9 +288,7 @@ class RestApi:
         )
         if tf_classifier is not None:
             protos = [rest_codec.json_example(example) for example in examples]
-            outputs = await tf_signatures.run_examples(
-                self.dataplane, servable, tf_classifier, protos, None
-            )
+            outputs = await self.dataplane.run_examples(servable, tf_classifier, protos, None)
             per_example = tf_signatures.classifications(outputs, len(protos))
             return web.json_response(
                 {"results": [[list(p) for p in pairs] for pairs in per_example]}
@@ -317,9 +315,7 @@ class RestApi:
         if regressor is None:
             raise Unimplemented(tf_signatures.not_a_regressor(servable, signature_name))
         protos = [rest_codec.json_example(example) for example in examples]
-        outputs = await tf_signatures.run_examples(
-            self.dataplane, servable, regressor, protos, None
-        )
+        outputs = await self.dataplane.run_examples(servable, regressor, protos, None)
         return web.json_response({"results": tf_signatures.regressions(outputs, len(protos))})
 
     @staticmethod

@@ -32,7 +32,6 @@ from serving.open_files import raise_open_files_limit
 from serving.rest import RestApi
 from serving.settings import ServerSettings
 from serving.tfserving_servicer import ModelServicer, PredictionServicer
-from serving.workers import STOP_SIGNALS
 
 log = logging.getLogger("zoo.serving")
 
@@ -158,7 +157,7 @@ async def serve(
             "Raised the open-files limit from %d to %d (a connection holds one)", before, limit
         )
     with contextlib.suppress(ValueError, RuntimeError):  # only possible in the main thread
-        for signum in STOP_SIGNALS:
+        for signum in event_loop.STOP_SIGNALS:
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     if settings.tracing:
         tracing.start()

@@ -95,13 +95,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             spec.name, _requested_version(spec), spec.version_label or None
         )
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
-        tf_classifier = tf_signatures.examples_signature(
-            self.dataplane, servable, signature_name, tf_signatures.CLASSIFY_METHOD
+        tf_classifier = self.dataplane.examples_signature(
+            servable, signature_name, tf_signatures.CLASSIFY_METHOD
         )
         if tf_classifier is not None:
             examples = input_examples(request.input)
-            outputs = await tf_signatures.run_examples(
-                self.dataplane, servable, tf_classifier, examples, deadline_of(context)
+            outputs = await self.dataplane.run_examples(
+                servable, tf_classifier, examples, deadline_of(context)
             )
             response = classification_pb2.ClassificationResponse()
             _fill_model_spec(response.model_spec, servable, signature_name)
@@ -134,14 +134,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             spec.name, _requested_version(spec), spec.version_label or None
         )
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
-        regressor = tf_signatures.examples_signature(
-            self.dataplane, servable, signature_name, tf_signatures.REGRESS_METHOD
+        regressor = self.dataplane.examples_signature(
+            servable, signature_name, tf_signatures.REGRESS_METHOD
         )
         if regressor is None:
             raise Unimplemented(tf_signatures.not_a_regressor(servable, signature_name))
         examples = input_examples(request.input)
-        outputs = await tf_signatures.run_examples(
-            self.dataplane, servable, regressor, examples, deadline_of(context)
+        outputs = await self.dataplane.run_examples(
+            servable, regressor, examples, deadline_of(context)
         )
         response = regression_pb2.RegressionResponse()
         _fill_model_spec(response.model_spec, servable, signature_name)
@@ -172,8 +172,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 )
             signature_name = spec.signature_name or DEFAULT_SIGNATURE
             methods = (tf_signatures.CLASSIFY_METHOD, tf_signatures.REGRESS_METHOD)
-            signature = tf_signatures.examples_signature(
-                self.dataplane, servable, signature_name, task.method_name
+            signature = self.dataplane.examples_signature(
+                servable, signature_name, task.method_name
             )
             if task.method_name not in methods or signature is None:
                 raise InvalidArgument(
@@ -181,8 +181,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                     f"({' or '.join(methods)}, serialized tf.Examples in); {signature_name!r} of "
                     f"model {servable.name!r} is not one."
                 )
-            outputs = await tf_signatures.run_examples(
-                self.dataplane, servable, signature, examples, deadline_of(context)
+            outputs = await self.dataplane.run_examples(
+                servable, signature, examples, deadline_of(context)
             )
             result = response.results.add()
             _fill_model_spec(result.model_spec, servable, signature_name)

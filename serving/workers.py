@@ -39,11 +39,11 @@ from multiprocessing.connection import wait
 from core.cpu import usable_cores
 from core.errors import ConfigError
 from core.quiet import start_quietly
+from serving import event_loop
 from serving.settings import ServerSettings
 
 log = logging.getLogger("zoo.serving")
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1  # prctl(2)
 FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.5, 30.0
 STABLE_SECONDS = 60.0  # a worker that lived this long starts its backoff afresh
@@ -75,7 +75,7 @@ def _worker(settings: ServerSettings, threads: int, listening, serving, supervis
     own signal handlers replace ``_exit_before_serving`` as soon as it runs. ``listening`` (a
     shared flag) tells the supervisor that the stop signals have a handler from now on,
     ``serving`` that the server has started."""
-    for signum in STOP_SIGNALS:
+    for signum in event_loop.STOP_SIGNALS:
         signal.signal(signum, _exit_before_serving)
     _die_with_supervisor(supervisor)
     listening.value = 1
@@ -84,7 +84,6 @@ def _worker(settings: ServerSettings, threads: int, listening, serving, supervis
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from serving import event_loop
     from serving.server import serve
 
     def started(_running) -> None:
@@ -169,7 +168,7 @@ def run_workers(settings: ServerSettings) -> int:
                 settings.metrics_host, settings.metrics_port, metrics_dir,
                 settings.idle_timeout_seconds,
             )  # fmt: skip
-        for signum in STOP_SIGNALS:
+        for signum in event_loop.STOP_SIGNALS:
             signal.signal(signum, forward)
         log.info("Started %d workers (%d TensorFlow threads each)", count, threads)
         running, restarts = set(range(count)), {}  # restarts: index -> when to start it
