@@ -60,6 +60,7 @@ def zoo_run(config_name: str, seed: int, runs_root: str, **overrides) -> dict:
     Path(runs_root).mkdir(parents=True, exist_ok=True)
     root = tempfile.mkdtemp(prefix=f"{config_name}-seed{seed}-", dir=runs_root)
     flags = {
+        "name": config_name,  # as the shipped checkpoints' recipes: zoo bench cards takes the run
         "seed": seed,
         "runs_root": root,
         "histogram_freq": 0,
