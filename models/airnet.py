@@ -6,6 +6,8 @@
    after the first conv makes the second conv four times cheaper.
 3. Global max pooling, then the head; a fixed 1/9 scale on the features keeps the logits small
    early in training, as airbench's temperature does.
+4. Optionally (``stem="whitening"``) the stem is airbench's frozen patch-whitening layer, fitted
+   to the training images (``models.layers.PatchWhitening``).
 
 GELU is airbench's activation; on CPUs it is most of a narrow net's cost, so ``activation``
 can swap it (``configs/fashion_mnist_airnet.yaml``: widths 32/64/128 on ReLU trained 1.5x
@@ -15,7 +17,7 @@ Fashion-MNIST in 7 epochs).
 
 import keras
 
-from models.layers import FusedBatchNorm
+from models.layers import FusedBatchNorm, PatchWhitening
 from models.registry import register_model
 
 
@@ -31,9 +33,28 @@ def _conv_bn_act(x, filters: int, pool: bool, activation: str):
     default_input_shape=(32, 32, 3),
     suits=("cifar10", "cifar100", "cifar10_multilabel", "fashion_mnist"),
 )
-def airnet(inputs, *, stem_width=24, widths=(64, 256, 256), feature_scale=1 / 9, activation="gelu"):
-    """airbench-style CIFAR-10 net: 2x2 stem, three conv-pool blocks, global max pool."""
-    x = keras.layers.Conv2D(stem_width, 2, padding="valid")(inputs)
+def airnet(
+    inputs, *, stem_width=None, widths=(64, 256, 256), feature_scale=1 / 9, activation="gelu",
+    stem="conv",
+):  # fmt: skip
+    """airbench-style CIFAR-10 net: 2x2 stem, three conv-pool blocks, global max pool.
+
+    Args:
+        stem: ``conv`` (a trained 2x2 convolution of ``stem_width`` filters, 24 unless given)
+            or ``whitening`` (airbench's frozen patch-whitening layer, fitted to the training
+            images before training: twice as many filters as a patch has values, 24 for RGB).
+    """
+    if stem == "whitening":
+        if stem_width is not None:
+            raise ValueError(
+                f"stem_width is set by the data with stem='whitening'. Received: "
+                f"stem_width={stem_width!r}"
+            )
+        x = PatchWhitening(2, name="whitening")(inputs)
+    elif stem == "conv":
+        x = keras.layers.Conv2D(stem_width or 24, 2, padding="valid")(inputs)
+    else:
+        raise ValueError(f"stem must be 'conv' or 'whitening'. Received: stem={stem!r}")
     x = keras.layers.Activation(activation)(x)
     for filters in widths:
         x = _conv_bn_act(x, filters, pool=True, activation=activation)

@@ -100,3 +100,67 @@ class HorizontalFlip(keras.layers.Layer):
 
     def call(self, images):
         return ops.flip(images, axis=2)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class PatchWhitening(keras.layers.Layer):
+    """A frozen ``patch_size`` x ``patch_size`` convolution ("valid") that whitens image patches,
+    as airbench's first layer does.
+
+    ``adapt(images)`` fits it to the data: the filters are the eigenvectors of the patches'
+    covariance, each scaled by ``1 / sqrt(eigenvalue + epsilon * mean eigenvalue)`` and centred
+    by the bias, then repeated negated, so an activation after it keeps both signs. The
+    network's first layer then starts from decorrelated inputs instead of learning them, which
+    is what lets a short schedule go far. Its weights are not trained; they are saved with the
+    model. Before ``adapt`` it is a random convolution.
+
+    Args:
+        patch_size: side of the patches. Defaults to 2.
+        epsilon: regularizer of the small eigenvalues, relative to their mean. Defaults to 5e-4.
+    """
+
+    def __init__(self, patch_size=2, epsilon=5e-4, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.patch_size = patch_size
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        size, channels = self.patch_size, input_shape[-1]
+        filters = 2 * size * size * channels
+        self.kernel = self.add_weight(
+            shape=(size, size, channels, filters), initializer="glorot_uniform", name="kernel"
+        )
+        self.bias = self.add_weight(shape=(filters,), initializer="zeros", name="bias")
+
+    def call(self, inputs):
+        return ops.conv(inputs, self.kernel, padding="valid") + self.bias
+
+    def adapt(self, images) -> None:
+        """Fits the filters to ``images`` (NHWC floats, as the layer receives them)."""
+        import numpy as np
+
+        images = np.asarray(images, np.float32)
+        size, (_, height, width, channels) = self.patch_size, images.shape
+        # Patch vectors in the kernel's (row, column, channel) order.
+        patches = np.stack(
+            [images[:, i : height - size + 1 + i, j : width - size + 1 + j, :]
+             for i in range(size) for j in range(size)], axis=-2,
+        ).reshape(-1, size * size * channels)  # fmt: skip
+        mean = patches.mean(axis=0, dtype=np.float64)
+        covariance = (patches.T @ patches).astype(np.float64) / len(patches) - np.outer(mean, mean)
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        scale = 1 / np.sqrt(eigenvalues + self.epsilon * eigenvalues.mean())
+        filters = eigenvectors[:, ::-1] * scale[::-1]  # largest first
+        filters = np.concatenate([filters, -filters], axis=1)
+        self.kernel.assign(filters.reshape(size, size, channels, -1).astype("float32"))
+        self.bias.assign((-mean @ filters).astype("float32"))
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        size = self.patch_size
+        height, width = (None if side is None else side - size + 1 for side in (height, width))
+        return (batch, height, width, 2 * size * size * channels)
+
+    def get_config(self):
+        return {**super().get_config(), "patch_size": self.patch_size, "epsilon": self.epsilon}

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 import models
-from training import datasets, distributed, runtime
+from training import datasets, distributed, preprocess, runtime
 from training.calibration import calibrate, probabilities, scale
 from training.callbacks import AtomicCheckpoint, EpochLine, LearningRateAndThroughput
 from training.config import TrainConfig
@@ -35,6 +35,7 @@ from training.tensorboard import (
 
 EVAL_BATCH_SIZE = 512
 TENSORBOARD_EVAL_EXAMPLES = 512
+ADAPT_IMAGES = 2000  # training images the adapting layers (patch whitening) are fitted to
 
 
 @dataclass
@@ -170,9 +171,21 @@ def positive_weights(setting: str, targets: np.ndarray) -> list[float] | None:
     return np.clip(ratio, 1.0, 100.0).round(4).tolist()
 
 
+def adapt_layers(model: keras.Model, images: np.ndarray) -> None:
+    """Fits the layers that learn from the data before training (those with ``adapt``: the
+    patch-whitening stem) to the first ``ADAPT_IMAGES`` training images."""
+    for layer in model.layers:
+        if callable(getattr(layer, "adapt", None)):
+            sample = preprocess.scale_pixels(images[:ADAPT_IMAGES])
+            if layer.input is not model.inputs[0]:
+                sample = keras.Model(model.inputs, layer.input)(sample)
+            layer.adapt(keras.ops.convert_to_numpy(sample))
+
+
 def compiled_model(config, info, head, label_format, total_steps: int, data: Data) -> keras.Model:
     """The model with the head's loss, the task's metrics and the optimizer with its schedule."""
     model = build_model(config, info)
+    adapt_layers(model, data.x_train)
     pos_weight = (
         positive_weights(config.pos_weight, data.y_train)
         if head.task == datasets.MULTILABEL

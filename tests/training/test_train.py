@@ -4,10 +4,13 @@ import json
 import math
 from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import event_tags
 
+from training import datasets
 from training.config import HYPERPARAMETERS, ConfigError, build_config, load_yaml
 from training.loop import train
 from training.run_dir import RunDir
@@ -268,3 +271,17 @@ def test_epochs_are_exact_passes_and_every_dataset_runs_without_autotuning(
         assert isinstance(dataset, tf.data.Dataset)
         assert dataset.options().autotune.enabled is False
     assert [row["epoch"] for row in run.read_history()] == [0, 1]
+
+
+def test_the_whitening_stem_is_fitted_to_the_training_images(tmp_path, tiny_data_dir):
+    options = {"stem": "whitening", "widths": [8, 8, 8]}
+    config = build_config({"model": "airnet", "dataset": "cifar10", "model_options": options,
+                           **TINY, "runs_root": str(tmp_path), "data_dir": str(tiny_data_dir)})  # fmt: skip
+    run = train(config, verbose=0)
+    stem = keras.saving.load_model(run.model_path).get_layer("whitening")
+    images, _ = datasets.load_arrays("cifar10", "train", data_dir=str(tiny_data_dir), limit=64,
+                                     seed=config.seed)  # fmt: skip
+    outputs = keras.ops.convert_to_numpy(stem(images.astype("float32") / 255))[..., :12]
+    outputs = outputs.reshape(-1, 12)
+    np.testing.assert_allclose(outputs.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(np.cov(outputs, rowvar=False), np.eye(12), atol=0.05)
