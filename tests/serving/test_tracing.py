@@ -70,13 +70,18 @@ def _assert_stages_inside(root, children, model) -> None:
     assert children["batch"].start_time <= model.start_time <= model.end_time
 
 
+def _triton_infer(server, model: str, images, headers=None):
+    """One ModelInfer of ``images`` through tritonclient, with ``headers`` as gRPC metadata."""
+    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+    tensor = triton.InferInput("images", list(images.shape), "UINT8")
+    tensor.set_data_from_numpy(images)
+    return client.infer(model, [tensor], headers=headers)
+
+
 def test_grpc_infer_is_a_span_under_the_clients_traceparent(traced, test_images):
     server, exporter = traced
     exporter.clear()
-    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
-    tensor = triton.InferInput("images", [2, 28, 28, 1], "UINT8")
-    tensor.set_data_from_numpy(test_images[0][:2])
-    client.infer("mnist", [tensor], headers={"traceparent": TRACEPARENT})
+    _triton_infer(server, "mnist", test_images[0][:2], {"traceparent": TRACEPARENT})
     root, children, grandchildren = _request_tree(
         exporter, "inference.GRPCInferenceService/ModelInfer"
     )
@@ -93,11 +98,8 @@ def test_a_trace_the_client_did_not_sample_records_nothing(traced, test_images):
     """The default sampler follows the caller: a traceparent with flags 00 means unsampled."""
     server, exporter = traced
     exporter.clear()
-    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
-    tensor = triton.InferInput("images", [1, 28, 28, 1], "UINT8")
-    tensor.set_data_from_numpy(test_images[0][:1])
     unsampled = TRACEPARENT[:-2] + "00"
-    answer = client.infer("mnist", [tensor], headers={"traceparent": unsampled})
+    answer = _triton_infer(server, "mnist", test_images[0][:1], {"traceparent": unsampled})
     assert answer.as_numpy("probabilities").shape == (1, 10)
     assert exporter.get_finished_spans() == ()
 
@@ -134,11 +136,8 @@ def test_rest_infer_and_classify_are_spans_with_their_routes(traced, test_images
 def test_a_refused_request_is_traced_with_its_status_not_as_a_server_fault(traced):
     server, exporter = traced
     exporter.clear()
-    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
-    tensor = triton.InferInput("images", [1, 28, 28, 1], "UINT8")
-    tensor.set_data_from_numpy(np.zeros((1, 28, 28, 1), np.uint8))
     with pytest.raises(Exception, match="nope"):
-        client.infer("nope", [tensor])
+        _triton_infer(server, "nope", np.zeros((1, 28, 28, 1), np.uint8))
     span, children, _ = _request_tree(exporter, "inference.GRPCInferenceService/ModelInfer")
     assert set(children) <= {"decode"}  # refused before it reached the model
     assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
