@@ -1,13 +1,19 @@
-"""The serving benchmark's client: a closed-loop asyncio gRPC load generator, and the CPU time
-the server under test spends meanwhile.
+"""The serving benchmark's own clients, asyncio gRPC load generators, and the CPU time the
+server under test spends meanwhile.
 
-The same generator drives every server, in either protocol a server speaks: TensorFlow Serving's
-``Predict`` or the Open Inference Protocol's ``ModelInfer`` (what Triton answers). Each of
-``concurrency`` callers sends one single-image request, waits for the answer and sends the next,
-over a few separate connections, as separate clients would.
+The same generators drive every server, in either protocol a server speaks: TensorFlow Serving's
+``Predict`` or the Open Inference Protocol's ``ModelInfer`` (what Triton answers), over a few
+separate connections, as separate clients would.
+
+- ``measure``, closed loop: each of ``concurrency`` callers sends one single-image request, waits
+  for the answer and sends the next.
+- ``measure_open_loop``: requests go out at a fixed rate whatever the answers, and every status
+  is counted, which perf_analyzer cannot do (it stops at the first error): how a server sheds
+  load past its peak.
 """
 
 import asyncio
+import collections
 import gc
 import time
 
@@ -96,6 +102,68 @@ async def _load(target, protocol, images, concurrency, server_pid, max_requests,
         "p99_ms": percentile(ms, 99),
         "server_cpu_s_per_1000": 1000 * cpu / max(len(latencies), 1),
     }
+
+
+async def _open_loop(target, protocol, images, rate, seconds, server_pid):
+    requests = _requests(protocol, images)
+    channels, calls = await connect(target, protocol, CONNECTIONS, requests)
+    latencies, failures, codes = [], [], collections.Counter()
+    lag = 0.0  # how far behind its schedule the last request went out
+
+    async def send(index: int):
+        start = time.perf_counter()
+        try:
+            await calls[index % len(calls)](requests[index % len(requests)], timeout=30)
+        except grpc.aio.AioRpcError as error:
+            codes[error.code().name] += 1
+            failures.append(time.perf_counter() - start)
+        else:
+            codes["OK"] += 1
+            latencies.append(time.perf_counter() - start)
+
+    cpu_before = cpu_seconds(server_pid)
+    tasks, count = [], int(rate * seconds)
+    begin = time.perf_counter()
+    for index in range(count):
+        due = begin + index / rate
+        if (wait := due - time.perf_counter()) > 0:
+            await asyncio.sleep(wait)
+        lag = time.perf_counter() - due
+        tasks.append(asyncio.create_task(send(index)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - begin
+    cpu = cpu_seconds(server_pid) - cpu_before
+    for channel in channels:
+        await channel.close()
+    ms, failed_ms = [1000 * x for x in latencies], [1000 * x for x in failures]
+    return {
+        "rate": rate,
+        "sent": count,
+        "codes": dict(codes),
+        "send_lag_ms": 1000 * lag,
+        "qps": len(latencies) / elapsed,
+        "p50_ms": percentile(ms, 50),
+        "p90_ms": percentile(ms, 90),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms, default=float("nan")),
+        "failed_p50_ms": percentile(failed_ms, 50),
+        "failed_p99_ms": percentile(failed_ms, 99),
+        "server_cpu_s_per_1000": 1000 * cpu / max(len(latencies), 1),
+    }
+
+
+def measure_open_loop(
+    target: str, protocol: str, images: np.ndarray, rate: float, *, seconds: float, server_pid: int
+) -> dict:
+    """``rate`` requests per second against ``target`` for ``seconds``, evenly spaced, sent
+    whether or not earlier ones were answered: the count of each status, QPS answered,
+    p50/p90/p99 and max latency (ms) of the answered, p50/p99 of the failed (how fast a server
+    sheds), and how far the client fell behind its schedule (``send_lag_ms``, of the last)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}. Received: {protocol!r}")
+    gc.collect()
+    gc.freeze()
+    return asyncio.run(_open_loop(target, protocol, images, rate, seconds, server_pid))
 
 
 def cpu_seconds(pid: int) -> float:

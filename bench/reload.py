@@ -26,7 +26,7 @@ import grpc
 from bench import servers as launch
 from bench.load import CONNECTIONS, connect
 from bench.report import describe_checkout, percentile, write_result
-from bench.serve import prepare_model
+from bench.servers import prepare_model
 from serving.client import predict_request
 from training import datasets
 

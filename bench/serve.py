@@ -12,16 +12,14 @@ Serving's ``Predict``:
   load generator allow on the same 2 cores, whatever the model;
 - and the bare SavedModel signature in-process at the same batch sizes: the limit.
 
-Then, side by side in the Open Inference Protocol (``ModelInfer``), against the peer users would
-pick instead, Triton Inference Server through PyTriton (``bench/triton_peer.py``, in
-``.venv-peer``): ``zoo serve`` with 1 worker against Triton with 1 model instance, and with 2
-workers against 2 instances. Both servers of a pair run at once and take turns at each level,
-in alternating order, for several rounds; the medians are reported, so that a slow phase of the
-machine falls on both.
+Then the loop comparison: ``zoo serve`` on uvloop against asyncio's own loop, both servers
+running at once and taking turns at each level, in alternating order, for several rounds; the
+medians are reported, so that a slow phase of the machine falls on both. And last, against the
+peer users would pick instead, Triton Inference Server through PyTriton, driven by perf_analyzer
+(``bench/serve_peer.py``, its own results file).
 
 Targets at concurrency 32 (issue 6): >= 20x the naive server's QPS, p99 <= 30 ms, the fraction of
-the bare model's batched throughput reported (aim >= 25 %). Against the peer (issue 13): QPS at
-or above the peer's at every level, and p99 at 64 within 1.5x of p99 at 32.
+the bare model's batched throughput reported (aim >= 25 %).
 """
 
 import statistics
@@ -32,30 +30,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-import models
+from bench import serve_peer
 from bench import servers as launch
 from bench.load import measure
 from bench.report import write_result
 from training import datasets
-from training.export import build_archive
 
 CONCURRENCY = (1, 8, 32, 64)
 METRICS = ("qps", "p50_ms", "p90_ms", "p99_ms", "server_cpu_s_per_1000")
-
-
-def prepare_model(folder: Path) -> tuple[Path, Path]:
-    """The keras-io convnet (weights as initialised: speed does not depend on them), saved as
-    ``.keras`` for the naive server and exported as ``repo/mnist/1`` for ``zoo serve`` and the
-    peer."""
-    model = models.create_model("mnist_cnn", head="softmax")
-    keras_path = folder / "mnist_cnn.keras"
-    model.save(keras_path)
-    repo = folder / "repo"
-    info = datasets.get_info("mnist")
-    build_archive(model, models.get_head("softmax"), info, 0.5).write_out(
-        str(repo / "mnist" / "1"), verbose=False
-    )
-    return keras_path, repo
 
 
 def bare_model(
@@ -124,14 +106,9 @@ def measure_side_by_side(
         server.start()
     try:
         versions = {server.name: server.version() for server in pair}
-        turns = {server.name: {str(c): [] for c in CONCURRENCY} for server in pair}
-        for round_index in range(rounds):
-            for level_index, concurrency in enumerate(CONCURRENCY):
-                shift = (round_index + level_index) % len(pair)
-                order = pair[shift:] + pair[:shift]
-                for server in order:
-                    level = _level(server, images, concurrency, limits)
-                    turns[server.name][str(concurrency)].append(level)
+        turns = launch.take_turns(
+            pair, CONCURRENCY, rounds, lambda server, c: _level(server, images, c, limits)
+        )
     finally:
         for server in pair:
             server.stop()
@@ -149,18 +126,6 @@ def _median_level(runs: list[dict]) -> dict:
         "requests": sum(run["requests"] for run in runs),
         "errors": sum(run["errors"] for run in runs),
         "rounds": runs,
-    }
-
-
-def peer_targets(zoo: dict, peer: dict) -> dict:
-    """QPS against the peer at every level, and the tail past saturation (p99 at 64 / at 32)."""
-    return {
-        "qps_ratio_to_peer": {c: zoo[c]["qps"] / peer[c]["qps"] for c in zoo},
-        "qps_at_or_above_peer_everywhere": all(zoo[c]["qps"] >= peer[c]["qps"] for c in zoo),
-        "p99_64_over_32": zoo["64"]["p99_ms"] / zoo["32"]["p99_ms"],
-        "peer_p99_64_over_32": peer["64"]["p99_ms"] / peer["32"]["p99_ms"],
-        "p99_64_over_32_target": 1.5,
-        "errors": sum(zoo[c]["errors"] for c in zoo),
     }
 
 
@@ -187,7 +152,7 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0, rounds: int = 3)
     images, _ = datasets.load_arrays("mnist", "test", limit=64)
     limits = {"max_requests": max_requests, "max_seconds": max_seconds}
     with tempfile.TemporaryDirectory() as tmp:
-        keras_path, repo = prepare_model(Path(tmp))
+        keras_path, repo = launch.prepare_model(Path(tmp))
         bare = bare_model(repo, images)
         for batch, numbers in bare.items():
             print(
@@ -204,36 +169,6 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0, rounds: int = 3)
         ]
         servers = {server.name: measure_alone(server, images, limits) for server in alone}
         loop = compare_loops(repo, images, limits, rounds)
-        peers, peer_note, peer_version = {}, None, None
-        if launch.peer_available():
-            for workers in (1, 2):
-                pair = [
-                    launch.zoo_server(
-                        f"zoo v2 ({workers} worker{'s' * (workers > 1)})",
-                        repo,
-                        protocol="v2",
-                        workers=workers,
-                    ),
-                    launch.triton_peer(
-                        f"Triton ({workers} instance{'s' * (workers > 1)})",
-                        repo / "mnist" / "1",
-                        instances=workers,
-                    ),
-                ]
-                measured, versions = measure_side_by_side(pair, images, limits, rounds)
-                zoo, peer = (measured[server.name] for server in pair)
-                peer_version = versions[pair[1].name]
-                peers[str(workers)] = {
-                    "zoo": pair[0].name,
-                    "peer": pair[1].name,
-                    "versions": versions,
-                    "servers": measured,
-                    "targets": peer_targets(zoo, peer),
-                }
-        else:
-            peer_note = "no peer: run scripts/setup-peer.sh to make .venv-peer"
-            print(peer_note)
-
     zoo32, naive32 = servers["zoo (batching)"]["32"], servers["naive"]["32"]
     ceiling = servers["gRPC ceiling (no-op)"]
     targets = {
@@ -253,18 +188,15 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0, rounds: int = 3)
         "bare_model": bare,
         "servers": servers,
         "targets": targets,
-        "peers": peers,
         "loop": loop,
-        "peer_note": peer_note,
-        "peer_version": peer_version,
+        "peer_note": "against the peer: serve_peer-KIND.json (perf_analyzer)",
         "limits": {**limits, "rounds": rounds},
     }
     path = write_result("serve", result)
     plot(result, path.with_suffix(".png"))
     print("targets: " + ", ".join(f"{k}={v:.3g}" for k, v in targets.items()))
-    for workers, comparison in peers.items():
-        print(f"against the peer, {workers} worker(s): {comparison['targets']}")
     print(f"written to {path} and {path.with_suffix('.png')}")
+    serve_peer.run(rounds=rounds)
     return result
 
 
@@ -275,8 +207,6 @@ def plot(result: dict, path: Path) -> None:
     figure = Figure(figsize=(8, 5.5))
     ax = figure.subplots()
     curves = dict(result["servers"])
-    for comparison in result["peers"].values():
-        curves.update(comparison["servers"])
     for index, (name, levels) in enumerate(curves.items()):
         color = f"C{index}"
         qps = [levels[c]["qps"] for c in levels]

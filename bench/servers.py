@@ -1,5 +1,6 @@
 """The servers the serving benchmark measures, each a process it starts, waits for and stops:
-``zoo serve``, the naive and no-op servers, and the Triton peer in its own environment."""
+``zoo serve``, the naive and no-op servers, and the Triton peer in its own environment; the model
+they serve, and the turns they take when measured side by side."""
 
 import os
 import socket
@@ -11,6 +12,10 @@ from pathlib import Path
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+import models
+from training import datasets
+from training.export import build_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_PYTHON = ROOT / ".venv-peer" / "bin" / "python"
@@ -124,3 +129,30 @@ def triton_peer(name: str, version_dir: Path, *, instances: int) -> Server:
     argv = ["bench/triton_peer.py", "--model-dir", str(version_dir), "--port", str(port)]
     argv += ["--instances", str(instances)]
     return Server(name, argv, port, "v2", python=PEER_PYTHON)
+
+
+def prepare_model(folder: Path) -> tuple[Path, Path]:
+    """The keras-io convnet (weights as initialised: speed does not depend on them), saved as
+    ``.keras`` for the naive server and exported as ``repo/mnist/1`` for ``zoo serve`` and the
+    peer."""
+    model = models.create_model("mnist_cnn", head="softmax")
+    keras_path = folder / "mnist_cnn.keras"
+    model.save(keras_path)
+    repo = folder / "repo"
+    info = datasets.get_info("mnist")
+    build_archive(model, models.get_head("softmax"), info, 0.5).write_out(
+        str(repo / "mnist" / "1"), verbose=False
+    )
+    return keras_path, repo
+
+
+def take_turns(pair: list, levels, rounds: int, measure_level) -> dict:
+    """``measure_level(server, level)`` for every server, level and round, who goes first
+    rotating between levels and rounds: ``{server name: {level: [result per round]}}``."""
+    turns = {server.name: {str(level): [] for level in levels} for server in pair}
+    for round_index in range(rounds):
+        for level_index, level in enumerate(levels):
+            shift = (round_index + level_index) % len(pair)
+            for server in pair[shift:] + pair[:shift]:
+                turns[server.name][str(level)].append(measure_level(server, level))
+    return turns

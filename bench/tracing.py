@@ -21,7 +21,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from bench import servers as launch
 from bench.report import describe_checkout, write_result
-from bench.serve import CONCURRENCY, measure_side_by_side, prepare_model
+from bench.serve import CONCURRENCY, measure_side_by_side
+from bench.servers import prepare_model
 from training import datasets
 
 

@@ -47,7 +47,7 @@ def main() -> None:
     import tensorflow as tf
     from pytriton.decorators import batch
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-    from pytriton.triton import Triton, TritonConfig
+    from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
 
     signature = tf.saved_model.load(args.model_dir).signatures["serving_default"]
 
@@ -62,7 +62,10 @@ def main() -> None:
         allow_metrics=False,
         log_verbose=0,
     )
-    with Triton(config=config) as triton:
+    # PyTriton restricts Triton's model-config and statistics endpoints to a token of its own by
+    # default; perf_analyzer, like any Triton client, reads both.
+    security = TritonSecurityConfig(restricted_endpoints=[])
+    with Triton(config=config, security_config=security) as triton:
         triton.bind(
             model_name="mnist",
             infer_func=[infer] * args.instances,

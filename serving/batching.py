@@ -13,13 +13,17 @@ the batch waits for them instead of running the first few alone: fewer, fuller m
 less CPU per request. Before it starts, a batch also lets the event loop turn a few times, so that
 requests whose handlers are already running join it.
 
-Under overload the queue is bounded twice: by length (``max_queue``, UNAVAILABLE at once) and by
+Under overload the queue is bounded three ways: by length (``max_queue``, UNAVAILABLE at once), by
 time (``max_queue_seconds``: a request that waited longer is answered UNAVAILABLE instead of
-running late). A request whose client deadline has passed is dropped before the model runs
-(DEADLINE_EXCEEDED): nobody waits for its answer, and its examples would only delay the others.
+running late), and by controlled delay (``OverloadGuard``): once the queue has stood non-empty
+for a while, requests come faster than the model can take them, and the excess is shed after a
+short wait instead of everyone queueing up to ``max_queue_seconds``. A request whose client
+deadline has passed is dropped before the model runs (DEADLINE_EXCEEDED): nobody waits for its
+answer, and its examples would only delay the others.
 """
 
 import asyncio
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -88,12 +92,46 @@ def queue_full(limit: int) -> Unavailable:
     return Unavailable(f"The model's queue is full ({limit} requests waiting); retry.")
 
 
+class OverloadGuard:
+    """Controlled delay (CoDel, as servers apply it to request queues) for one model's queue.
+
+    A queue that empties now and then is absorbing bursts: its requests may wait up to
+    ``max_queue_seconds``. One that has not emptied for ``OVERLOAD_INTERVAL`` is a standing
+    queue: requests arrive faster than the model takes them, and letting them all wait only
+    makes every answer late. Then a request that waited longer than one model call plus
+    ``overload_wait_ms`` is answered UNAVAILABLE at once, which keeps the queue, and the latency
+    of the requests that are answered, short. The batcher's own wait for a fuller batch
+    (``max_wait_us``) is added to both bounds: it is not overload."""
+
+    INTERVAL = 0.1  # seconds a queue may stay non-empty before it counts as standing
+
+    def __init__(self, options: BatchingOptions):
+        batch_wait = options.max_wait_us / 1e6 if options.enabled else 0.0
+        self.allowance = options.overload_wait_ms / 1000 + batch_wait
+        self.enabled = options.overload_wait_ms > 0
+        self.interval = self.INTERVAL + batch_wait
+        self.drained = time.perf_counter()  # when the queue was last seen empty
+        self.call_seconds = 0.0  # the last model call's duration
+
+    def limit(self, now: float) -> float | None:
+        """The longest a request may have waited by ``now``: None while the queue is not
+        standing (or the guard is off)."""
+        if not self.enabled or now - self.drained <= self.interval:
+            return None
+        return self.allowance + self.call_seconds
+
+
 def stale_reason(
-    enqueued: float, deadline: float | None, options: BatchingOptions, now: float
+    enqueued: float,
+    deadline: float | None,
+    options: BatchingOptions,
+    now: float,
+    overload_limit: float | None = None,
 ) -> tuple[str, Exception] | None:
     """Why a request that waited since ``enqueued`` must not run now: ``("deadline", error)``
     when its client's deadline passed, ``("queue_time", error)`` when it waited longer than
-    ``max_queue_seconds``; None when it may run."""
+    ``max_queue_seconds``, ``("overload", error)`` when it waited longer than ``overload_limit``
+    (``OverloadGuard.limit``); None when it may run."""
     if deadline is not None and now >= deadline:
         error = DeadlineExceeded("The request's deadline passed while it waited for the model.")
         return "deadline", error
@@ -102,6 +140,11 @@ def stale_reason(
         return "queue_time", Unavailable(
             f"The request waited {now - enqueued:.2f} s for the model, over "
             f"max_queue_seconds={limit:g}: the server is overloaded; retry."
+        )
+    if overload_limit is not None and now - enqueued > overload_limit:
+        return "overload", Unavailable(
+            f"The server is overloaded: requests come faster than the model answers them, and "
+            f"this one waited {1000 * (now - enqueued):.0f} ms; retry later."
         )
     return None
 
@@ -115,8 +158,8 @@ class DynamicBatcher:
         executor: the thread pool model calls run in.
         observe: ``observe(batch_size, queue_seconds_of_each_request, (merge_seconds,
             call_seconds, split_seconds))`` after every call.
-        on_dropped: ``on_dropped(reason)`` for each request dropped unrun (``"deadline"`` or
-            ``"queue_time"``).
+        on_dropped: ``on_dropped(reason)`` for each request dropped unrun (``"deadline"``,
+            ``"overload"`` or ``"queue_time"``).
     """
 
     def __init__(
@@ -128,6 +171,7 @@ class DynamicBatcher:
         self.on_dropped = on_dropped or (lambda reason: None)
         self.queue: deque[_Pending] = deque()
         self.expected = 1  # examples in the previous model call: what the next batch waits for
+        self.overload = OverloadGuard(options)
         self.wakeup = asyncio.Event()
         self.closing = False
         self.worker = asyncio.get_running_loop().create_task(self._work())
@@ -138,19 +182,24 @@ class DynamicBatcher:
         if len(self.queue) >= self.options.max_queue:
             raise queue_full(self.options.max_queue)
         pending = _Pending(inputs, size, asyncio.get_running_loop().create_future(), deadline)
+        if not self.queue:
+            self.overload.drained = pending.enqueued
         self.queue.append(pending)
         self.wakeup.set()
         return await pending.future
 
     def _drop_stale(self) -> None:
         """Answers, without running them, the queued requests whose deadline passed or that
-        waited longer than ``max_queue_seconds``."""
+        waited longer than ``max_queue_seconds`` or, in overload, than the guard allows."""
         now = time.perf_counter()
+        overload_limit = self.overload.limit(now)
         kept = deque()
         for pending in self.queue:
             if pending.future.done():
                 continue
-            stale = stale_reason(pending.enqueued, pending.deadline, self.options, now)
+            stale = stale_reason(
+                pending.enqueued, pending.deadline, self.options, now, overload_limit
+            )
             if stale:
                 reason, error = stale
                 pending.future.set_exception(error)
@@ -201,6 +250,8 @@ class DynamicBatcher:
             if not self.queue:
                 continue
             batch = [p for p in self._take_batch() if not p.future.cancelled()]
+            if not self.queue:
+                self.overload.drained = time.perf_counter()
             if not batch:
                 continue
             started = time.perf_counter()
@@ -218,6 +269,7 @@ class DynamicBatcher:
                     self.executor, _timed, self.run, merged
                 )
                 called = time.perf_counter()
+                self.overload.call_seconds = call_seconds
                 parts = split_outputs(outputs, [p.size for p in batch])
             except Exception as error:
                 if len(batch) == 1:
@@ -268,7 +320,8 @@ class DynamicBatcher:
 class DirectRunner:
     """The same interface without batching: every request is its own model call, on the same
     bounds as the batcher's queue (``max_queue`` requests waiting or running, ``max_queue_seconds``
-    of waiting, and the client's deadline, checked when a model thread takes the request)."""
+    of waiting, the overload guard, and the client's deadline, checked when a model thread takes
+    the request)."""
 
     def __init__(self, run: RunFn, options: BatchingOptions, executor: Executor, observe=None,
                  on_dropped=None):  # fmt: skip
@@ -276,6 +329,9 @@ class DirectRunner:
         self.observe = observe or (lambda size, waits, seconds: None)
         self.on_dropped = on_dropped or (lambda reason: None)
         self.waiting = 0  # requests submitted and not answered yet
+        self.queued = 0  # of which no model thread has taken yet
+        self.queued_lock = threading.Lock()
+        self.overload = OverloadGuard(options)
 
     async def submit(
         self, inputs: dict[str, np.ndarray], size: int, deadline: float | None = None
@@ -285,9 +341,13 @@ class DirectRunner:
         if self.waiting >= self.options.max_queue:
             raise queue_full(self.options.max_queue)
         self.waiting += 1
+        enqueued = time.perf_counter()
+        with self.queued_lock:
+            if not self.queued:
+                self.overload.drained = enqueued
+            self.queued += 1
         try:
             loop = asyncio.get_running_loop()
-            enqueued = time.perf_counter()
             outputs, waited, call_seconds = await loop.run_in_executor(
                 self.executor, self._run_unless_stale, inputs, enqueued, deadline
             )
@@ -305,12 +365,17 @@ class DirectRunner:
         """On a model thread: the model call, unless the request went stale while it waited;
         ``(outputs, seconds waited, seconds of the call)``."""
         now = time.perf_counter()
-        stale = stale_reason(enqueued, deadline, self.options, now)
+        with self.queued_lock:
+            self.queued -= 1
+            if not self.queued:
+                self.overload.drained = now
+        stale = stale_reason(enqueued, deadline, self.options, now, self.overload.limit(now))
         if stale:
             reason, error = stale
             self.on_dropped(reason)
             raise error
         outputs, seconds = _timed(self.run, inputs)
+        self.overload.call_seconds = seconds
         return outputs, now - enqueued, seconds
 
     async def close(self) -> None:

@@ -52,8 +52,8 @@ class ServerMetrics:
         self.dropped = Counter(
             "zoo_requests_dropped",
             "Requests answered without running the model: their deadline passed while they "
-            "queued (reason=deadline) or they queued longer than max_queue_seconds "
-            "(reason=queue_time).",
+            "queued (reason=deadline), they were shed in overload (reason=overload), or they "
+            "queued longer than max_queue_seconds (reason=queue_time).",
             ["model", "reason"],
             registry=self.registry,
         )

@@ -53,6 +53,14 @@ class BatchingOptions(BaseModel):
         description="longest a request may wait for the model; beyond it UNAVAILABLE instead of "
         "an answer that comes too late (0: no limit)",
     )
+    overload_wait_ms: float = Field(
+        10.0,
+        ge=0,
+        le=3_600_000,
+        description="under sustained overload (the queue has not emptied for 100 ms), longest a "
+        "request may wait beyond one model call; beyond it UNAVAILABLE at once, so the excess is "
+        "shed and answered requests keep their latency (0: off, max_queue_seconds alone)",
+    )
 
 
 class ServerSettings(BaseSettings):

@@ -3,7 +3,7 @@ README line."""
 
 import pytest
 
-from bench import readme_table, serve
+from bench import readme_table
 from bench import reload as reload_bench
 from bench import servers as launch
 from training import datasets
@@ -12,7 +12,7 @@ from training import datasets
 def test_a_reload_under_load_is_measured_steady_and_around_the_switch(tmp_path, monkeypatch):
     monkeypatch.setattr(reload_bench, "SECONDS", 2.5)
     monkeypatch.setattr(reload_bench, "PUBLISH_AFTER", 0.8)
-    _, repo = serve.prepare_model(tmp_path)
+    _, repo = launch.prepare_model(tmp_path)
     images = datasets.load_arrays("mnist", "test", limit=8)[0]
     server = launch.zoo_server(
         "zoo", repo, protocol="tfserving", workers=1, extra=["--poll-seconds", "0.2"]

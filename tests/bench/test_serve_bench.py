@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 import tritonclient.grpc as triton
 
-from bench import serve
+from bench import serve, serve_peer
 from bench import servers as launch
-from bench.load import measure
+from bench.load import measure, measure_open_loop
 from training import datasets
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """The benchmark's model, saved and exported as the benchmark does."""
-    _, repo = serve.prepare_model(tmp_path_factory.mktemp("bench"))
+    _, repo = launch.prepare_model(tmp_path_factory.mktemp("bench"))
     return repo
 
 
@@ -23,7 +23,7 @@ def images():
     return datasets.load_arrays("mnist", "test", limit=64)[0]
 
 
-def test_load_generator_speaks_both_protocols_to_a_real_server(exported, images):
+def test_load_generators_speak_both_protocols_to_a_real_server(exported, images):
     server = launch.zoo_server("zoo", exported, protocol="v2", workers=1).start()
     try:
         for protocol in ("tfserving", "v2"):
@@ -34,10 +34,18 @@ def test_load_generator_speaks_both_protocols_to_a_real_server(exported, images)
             assert level["requests"] == 40 and level["errors"] == 0, (protocol, level)
             assert 0 < level["p50_ms"] <= level["p99_ms"] and level["qps"] > 0
             assert level["server_cpu_s_per_1000"] > 0
+            opened = measure_open_loop(
+                server.target, protocol, images, 50, seconds=1.0, server_pid=server.process.pid
+            )
+            assert opened["codes"] == {"OK": 50} and opened["sent"] == 50, (protocol, opened)
+            assert 0 < opened["p50_ms"] <= opened["p99_ms"] <= opened["max_ms"]
+            assert opened["send_lag_ms"] < 100
     finally:
         server.stop()
     with pytest.raises(ValueError, match="protocol must be one of"):
         measure(server.target, "rest", images, 1, server_pid=0, max_requests=1, max_seconds=1)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        measure_open_loop(server.target, "rest", images, 1, seconds=1, server_pid=0)
 
 
 class _FakeServer:
@@ -106,3 +114,36 @@ def test_triton_peer_answers_as_the_zoo_does(exported, images):
         for server in pair:
             server.stop()
     np.testing.assert_allclose(answers[0], answers[1], rtol=1e-5, atol=1e-6)
+
+
+def test_the_peer_comparison_reads_its_targets_from_the_medians():
+    """Medians skip the rounds perf_analyzer stopped in; the targets compare the zoo with the
+    peer per concurrency, its open-loop tail, and how it sheds past its peak."""
+    level = serve_peer.median_level([{"qps": 1.0, "p99_ms": 2.0}, {"error": "stopped"}])
+    assert level["qps"] == 1.0 and level["errors"] == ["stopped"] and len(level["rounds"]) == 2
+
+    def closed(qps):
+        return {c: {"qps": qps} for c in ("1", "8", "32", "64")}
+
+    opened = {"zoo": {"0.8": {"p50_ms": 4.0, "p99_ms": 10.0}}}
+    overloaded = {
+        "zoo": {
+            "0.8": {"p99_ms": 10.0},
+            "1.2": {
+                "p99_ms": 15.0, "max_ms": 40.0, "failed_p99_ms": 12.0,
+                "codes": {"OK": 80, "UNAVAILABLE": 20},
+            },
+        }
+    }  # fmt: skip
+    targets = serve_peer.targets(
+        "zoo", "peer", {"zoo": closed(110.0), "peer": closed(100.0)}, opened, overloaded
+    )
+    assert targets["qps_at_or_above_peer_everywhere"]
+    assert targets["qps_ratio_to_peer"]["8"] == pytest.approx(1.1)
+    assert targets["p99_over_p50_at_80"] == 2.5
+    assert targets["overload_shed_share"] == 0.2 and targets["overload_unavailable_only"]
+    assert targets["overload_p99_over_80"] == 1.5
+    behind = serve_peer.targets(
+        "zoo", "peer", {"zoo": closed(90.0), "peer": closed(100.0)}, opened, overloaded
+    )
+    assert not behind["qps_at_or_above_peer_everywhere"]

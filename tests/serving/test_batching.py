@@ -304,3 +304,46 @@ def test_without_batching_the_queue_is_bounded_by_length_time_and_deadline():
     assert isinstance(stale, Unavailable) and "over max_queue_seconds=0.2" in str(stale)
     assert isinstance(expiring, DeadlineExceeded)
     assert sorted(dropped) == ["deadline", "queue_time"]
+
+
+def _overloaded(runner_class, overload_wait_ms: float) -> tuple[list[float], list[Exception]]:
+    """Twice as many requests a second as a 20 ms model answers one at a time, for 1.2 s: the
+    latencies of the answered, and the errors of the rest."""
+    options = BatchingOptions(max_batch_size=1, max_wait_us=0, overload_wait_ms=overload_wait_ms)
+
+    def run(inputs):
+        time.sleep(0.02)
+        return {"y": inputs["x"]}
+
+    async def timed(runner, index):
+        start = time.perf_counter()
+        await runner.submit({"x": np.full((1, 1), index)}, 1)
+        return time.perf_counter() - start
+
+    async def scenario():
+        runner = runner_class(run, options, ThreadPoolExecutor(1))
+        tasks = []
+        for index in range(120):
+            tasks.append(asyncio.create_task(timed(runner, index)))
+            await asyncio.sleep(0.01)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await runner.close()
+        return results
+
+    results = asyncio.run(scenario())
+    answered = [r for r in results if isinstance(r, float)]
+    return answered, [r for r in results if not isinstance(r, float)]
+
+
+@pytest.mark.parametrize("runner_class", [DynamicBatcher, DirectRunner])
+def test_a_standing_queue_is_shed_and_the_answered_keep_their_latency(runner_class):
+    """Past the model's capacity, requests that waited beyond one call plus overload_wait_ms are
+    answered UNAVAILABLE, so the queue stays short; with the guard off every request queues and
+    the last wait for most of the run."""
+    answered, errors = _overloaded(runner_class, overload_wait_ms=10)
+    assert len(errors) >= 30 and all(isinstance(e, Unavailable) for e in errors), errors[:3]
+    assert "overloaded" in str(errors[0])
+    assert max(answered) < 0.35, sorted(answered)[-5:]
+
+    answered, errors = _overloaded(runner_class, overload_wait_ms=0)
+    assert not errors and max(answered) > 0.6, sorted(answered)[-5:]

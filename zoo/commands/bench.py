@@ -12,8 +12,9 @@ EXAMPLES = """
   zoo bench cifar --data-dir DIR          # CIFAR-10 quick recipe (3 seeds) vs Keras' ResNet-20
   zoo bench cifar --data-dir DIR --full   # and the full recipe (an hour more)
   zoo bench cards RUN_DIR ... --data-dir DIR   # runs -> models/pretrained/ weights and cards
-  zoo bench serve               # zoo serve vs Triton (peer), bare model, naive server, c=1-64
-  scripts/setup-peer.sh         # once, before `zoo bench serve`: the peer's environment
+  zoo bench serve               # zoo serve: bare model, naive server, then Triton (peer)
+  zoo bench serve --peer-only   # zoo serve vs Triton, both driven by perf_analyzer
+  scripts/setup-peer.sh         # once, before `zoo bench serve`: Triton and perf_analyzer
 """
 
 
@@ -57,7 +58,12 @@ def add_arguments(parser) -> None:
         "--rounds",
         type=number_in(int, 1),
         default=3,
-        help="serve: turns per level against the peer",
+        help="serve: turns per level of the side-by-side comparisons",
+    )
+    parser.add_argument(
+        "--peer-only",
+        action="store_true",
+        help="serve: only the comparison with Triton through perf_analyzer",
     )
 
 
@@ -68,6 +74,8 @@ def run(args) -> int:
     start_tensorflow()
     if args.runs and args.which != "cards":
         raise ConfigError(f"RUN_DIR arguments are for zoo bench cards, not {args.which}.")
+    if args.peer_only and args.which != "serve":
+        raise ConfigError(f"--peer-only is for zoo bench serve, not {args.which}.")
     if args.which == "pipeline":
         from bench import pipeline
 
@@ -96,6 +104,10 @@ def run(args) -> int:
         if not args.runs:
             raise ConfigError("zoo bench cards needs the finished runs: RUN_DIR [RUN_DIR ...]")
         model_cards.run(args.runs, data_dir=args.data_dir or "")
+    elif args.peer_only:
+        from bench import serve_peer
+
+        serve_peer.run(rounds=args.rounds)
     else:
         from bench import serve
 
