@@ -47,7 +47,9 @@ def cold_start(tree: Path, repo: Path, port: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "3"}
     argv = [sys.executable, "-m", "zoo", "serve", "--model-repo", str(repo),
             "--host", "127.0.0.1", "--port", str(port), "--metrics-port", "-1"]  # fmt: skip
-    if (tree / "serving" / "workers.py").exists():  # one process to measure; older trees had one
+    # A tree with worker processes (older ones had none) runs one: one process to measure.
+    serving = tree / "serving"
+    if (serving / "workers.py").exists() or (serving / "process" / "workers.py").exists():
         argv += ["--workers", "1", "--rest-port", "-1"]
     start = time.perf_counter()
     process = subprocess.Popen(argv, cwd=tree, env=env, stderr=subprocess.DEVNULL)

@@ -11,8 +11,8 @@ import time
 
 import grpc
 
-from serving import tracing
-from serving.request_log import log
+from serving.telemetry import tracing
+from serving.telemetry.request_log import log
 
 # The statuses that are the server's fault, not the client's (OpenTelemetry's gRPC conventions).
 SERVER_FAULTS = {
@@ -88,7 +88,7 @@ def grpc_errors(method):
 
     Every call's outcome and latency go to the servicer's ``metrics.record_request``, labelled with
     the model's name only when the repository knows it; every failed call is logged in one line,
-    within ``serving.request_log``'s bound. With tracing on, the call is a span named
+    within ``serving.telemetry.request_log``'s bound. With tracing on, the call is a span named
     ``SERVICE/Method`` (the servicer's ``SERVICE``).
     """
 

@@ -7,7 +7,7 @@ import pytest
 
 from core import yaml_text
 from core.errors import shown
-from serving.repository import ModelConfigError, read_model_config
+from serving.plane.repository import ModelConfigError, read_model_config
 from serving.settings import BatchingOptions
 from training.config import ConfigError, build_config, load_yaml
 

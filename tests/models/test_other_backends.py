@@ -31,7 +31,7 @@ def test_tensorflow_processes_never_see_jax():
     """TensorFlow imports jax at start where it can (about 0.45 s more for every `zoo train` and
     `zoo serve`): JAX lives apart, on the path of JAX processes only."""
     done = subprocess.run(
-        [sys.executable, "-c", "import sys, training.loop, serving.server\n"
+        [sys.executable, "-c", "import sys, training.loop, serving.process.server\n"
          "print('jax' in sys.modules)"],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip

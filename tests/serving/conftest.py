@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from serving.client import PredictionClient
-from serving.server import ServerThread
+from serving.process.server import ServerThread
 from serving.settings import ServerSettings
 from training import datasets
 from training.config import build_config

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from serving.batching import DirectRunner, DynamicBatcher, split_outputs
 from serving.errors import DeadlineExceeded, ServingError, Unavailable
+from serving.plane.batching import DirectRunner, DynamicBatcher, split_outputs
 from serving.settings import BatchingOptions
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from core.errors import ConfigError
-from serving import event_loop
 from serving.client import PredictionClient
-from serving.server import ServerThread
+from serving.process import event_loop
+from serving.process.server import ServerThread
 from serving.settings import build_settings
 from tests.helpers import loopback_settings
 

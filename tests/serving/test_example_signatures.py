@@ -16,8 +16,8 @@ from tensorflow_serving.apis import (
 from test_rest_api import call
 
 from serving.errors import ServingError
-from serving.example_signatures import classifications, regressions
-from serving.server import ServerThread
+from serving.plane.example_signatures import classifications, regressions
+from serving.process.server import ServerThread
 
 
 def _export_estimator_like(path) -> None:

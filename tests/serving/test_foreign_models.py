@@ -17,7 +17,7 @@ from test_rest_api import call
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from serving.client import predict_request
-from serving.server import ServerThread
+from serving.process.server import ServerThread
 
 
 class _Unbatched(tf.Module):

@@ -13,8 +13,8 @@ from tritonclient.grpc import service_pb2
 
 from serving import converters
 from serving.errors import InvalidArgument, ResourceExhausted
-from serving.runtime import Signature, TensorSpec
-from serving.validation import validate_inputs
+from serving.plane.runtime import Signature, TensorSpec
+from serving.plane.validation import validate_inputs
 
 LIMIT = 1 << 20
 SIGNATURE = Signature(

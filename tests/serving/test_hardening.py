@@ -30,9 +30,9 @@ from tensorflow_serving.apis import (
 )
 
 from core.errors import ConfigError
-from serving.auth import bearer_token
 from serving.client import PredictionClient
-from serving.server import ServerThread
+from serving.frontends.auth import bearer_token
+from serving.process.server import ServerThread
 from serving.settings import ServerSettings, build_settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from helpers import loopback_settings
 
 from core.errors import ConfigError
 from serving.client import PredictionClient
-from serving.server import ServerThread
+from serving.process.server import ServerThread
 from serving.settings import build_settings
 
 TIMEOUT = 1.0

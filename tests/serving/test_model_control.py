@@ -16,7 +16,7 @@ from helpers import loopback_settings
 from tritonclient.utils import InferenceServerException
 
 from core.errors import ConfigError
-from serving.server import ServerThread
+from serving.process.server import ServerThread
 from serving.settings import build_settings
 
 TOKEN = "secret"

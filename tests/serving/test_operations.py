@@ -19,7 +19,7 @@ from PIL import Image
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving.client import PredictionClient, predict_request
-from serving.server import ServerThread
+from serving.process.server import ServerThread
 from zoo import cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from PIL import Image
 import models
 from core.artifact import read_metadata
 from serving.client import PredictionClient
-from serving.server import ServerThread
+from serving.process.server import ServerThread
 from training import datasets
 from zoo import cli
 

@@ -20,8 +20,8 @@ from core.artifact import existing_versions, ignored_version_folders, versions_o
 from core.errors import ConfigError
 from serving.client import PredictionClient, predict_request
 from serving.healthcheck import check
-from serving.repository import ModelConfigError, VersionPolicy, read_model_config
-from serving.server import ServerThread
+from serving.plane.repository import ModelConfigError, VersionPolicy, read_model_config
+from serving.process.server import ServerThread
 from serving.settings import BatchingOptions
 
 
@@ -427,8 +427,8 @@ def test_a_new_base_path_loads_before_the_old_one_unloads(make_repo, test_images
 def test_a_slow_disk_never_stalls_requests(make_repo, test_images, monkeypatch):
     """Scanning the repository and parsing the model config run off the event loop: with each
     taking a second, requests are still answered at once."""
-    import serving.dataplane
-    import serving.repository
+    import serving.plane.dataplane
+    import serving.plane.repository
 
     def slowly(function):
         def slow(*args, **kwargs):
@@ -443,10 +443,14 @@ def test_a_slow_disk_never_stalls_requests(make_repo, test_images, monkeypatch):
     with ServerThread(loopback_settings(repo, model_config_file=str(config))) as running:
         client = PredictionClient(f"127.0.0.1:{running.port}")
         monkeypatch.setattr(
-            serving.repository, "versions_on_disk", slowly(serving.repository.versions_on_disk)
+            serving.plane.repository,
+            "versions_on_disk",
+            slowly(serving.plane.repository.versions_on_disk),
         )
         monkeypatch.setattr(
-            serving.dataplane, "read_model_config", slowly(serving.dataplane.read_model_config)
+            serving.plane.dataplane,
+            "read_model_config",
+            slowly(serving.plane.dataplane.read_model_config),
         )
         staging = repo / ".models.yaml"
         staging.write_text("models:\n  digits:\n    base_path: mnist\n    version_labels: {a: 1}\n")

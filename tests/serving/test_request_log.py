@@ -11,10 +11,10 @@ import pytest
 from helpers import loopback_settings
 from test_rest_api import call
 
-from serving import request_log
 from serving.client import PredictionClient
-from serving.request_log import RateLimit
-from serving.server import ServerThread
+from serving.process.server import ServerThread
+from serving.telemetry import request_log
+from serving.telemetry.request_log import RateLimit
 
 
 def record(message="Predict failed"):

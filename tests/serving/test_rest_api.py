@@ -14,7 +14,7 @@ from helpers import loopback_settings
 from PIL import Image
 from test_operations import make_certificates
 
-from serving.server import ServerThread
+from serving.process.server import ServerThread
 
 
 def call(port, path, body=None, *, token=None, method=None):

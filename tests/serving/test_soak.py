@@ -15,7 +15,7 @@ from helpers import loopback_settings
 from test_rest_api import call
 
 from serving.client import PredictionClient
-from serving.server import ServerThread
+from serving.process.server import ServerThread
 
 MODEL_MB = 100
 CYCLES = 30

@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
 from test_quiet_output import zoo_env
 
-from serving import tracing
 from serving.client import PredictionClient, predict_request
-from serving.server import ServerThread
+from serving.process.server import ServerThread
+from serving.telemetry import tracing
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"

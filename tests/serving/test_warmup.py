@@ -24,10 +24,9 @@ from test_example_signatures import _export_estimator_like
 from test_repository import wait_for
 
 from serving.client import PredictionClient, predict_request
-from serving.runtime import LoadedVersion, Signature
-from serving.server import ServerThread
-from serving.tfrecord import RecordError, masked_crc, read_records
-from serving.warmup import (
+from serving.plane.runtime import LoadedVersion, Signature
+from serving.plane.tfrecord import RecordError, masked_crc, read_records
+from serving.plane.warmup import (
     MAX_WARMUP_RECORDS,
     WARMUP_FILE,
     WarmUpError,
@@ -35,6 +34,7 @@ from serving.warmup import (
     warm_up,
     warm_up_sizes,
 )
+from serving.process.server import ServerThread
 
 
 class _StringModel(tf.Module):
@@ -324,7 +324,7 @@ def test_a_warm_up_record_cannot_ask_for_more_than_the_server_runs(
 def test_zeros_stop_below_the_batch_whose_inputs_pass_the_byte_cap(
     exported_version, tmp_path, recorded_calls, monkeypatch, caplog
 ):
-    monkeypatch.setattr("serving.warmup.MAX_WARMUP_BYTES", 3 * 784)  # 3 MNIST images
+    monkeypatch.setattr("serving.plane.warmup.MAX_WARMUP_BYTES", 3 * 784)  # 3 MNIST images
     version_dir = tmp_path / "1"
     shutil.copytree(exported_version, version_dir)
     with caplog.at_level(logging.INFO, logger="zoo.serving"):

@@ -223,6 +223,6 @@ def test_a_second_server_on_a_port_held_by_workers_refuses_to_start(make_repo):
 
 
 def test_backoff_doubles_from_the_second_quick_death_up_to_30_seconds():
-    from serving.workers import _backoff
+    from serving.process.workers import _backoff
 
     assert [_backoff(n) for n in range(1, 10)] == [0, 0.5, 1, 2, 4, 8, 16, 30, 30]

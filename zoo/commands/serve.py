@@ -62,7 +62,7 @@ def batching_parameters(path: str) -> dict:
     from pathlib import Path
 
     from core.errors import ConfigError
-    from serving.tfserving_config import batching_from_text_proto
+    from serving.plane.tfserving_config import batching_from_text_proto
 
     try:
         text = Path(path).read_text()
@@ -98,18 +98,18 @@ def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = settings_from_args(args)
     if settings.tracing:
-        from serving.tracing import configured_exporter
+        from serving.telemetry.tracing import configured_exporter
 
         configured_exporter()  # a bad OTEL_* setting is refused before any worker starts
     if settings.worker_count > 1:
-        from serving.workers import run_workers
+        from serving.process.workers import run_workers
 
         return run_workers(settings)
     from zoo.startup import start_tensorflow
 
     start_tensorflow()
-    from serving import event_loop
-    from serving.server import serve
+    from serving.process import event_loop
+    from serving.process.server import serve
 
     event_loop.run(serve(settings), settings.loop)
     return 0

@@ -32,14 +32,14 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from core.images import ImageError, example_image, input_examples
 from serving.converters import tensor_proto_to_numpy
-from serving.example_signatures import (
+from serving.plane.example_signatures import (
     CLASSIFY_METHOD,
     REGRESS_METHOD,
     has_method,
     serialized_inputs,
 )
-from serving.runtime import DEFAULT_SIGNATURE, LoadedVersion, Signature
-from serving.tfrecord import RecordError, read_records
+from serving.plane.runtime import DEFAULT_SIGNATURE, LoadedVersion, Signature
+from serving.plane.tfrecord import RecordError, read_records
 
 log = logging.getLogger("zoo.serving")
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
@@ -136,7 +136,7 @@ def replay_warmup_file(version: LoadedVersion, file: Path, largest_batch: int) -
 
 
 def _records(file: Path) -> list[bytes]:
-    """The file's records, read with bounded framing (``serving.tfrecord``): a forged length
+    """The file's records, read with bounded framing (``serving.plane.tfrecord``): a forged length
     field or a flipped byte is a WarmUpError naming the file, never a crash."""
     try:
         return read_records(file, max_records=MAX_WARMUP_RECORDS, max_bytes=MAX_WARMUP_BYTES)

@@ -10,7 +10,7 @@ and outputs. The zoo's own classifiers take images instead and go through ``Data
 import numpy as np
 
 from serving.errors import ServingError
-from serving.runtime import LoadedVersion, Signature
+from serving.plane.runtime import LoadedVersion, Signature
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"

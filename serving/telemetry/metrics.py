@@ -1,9 +1,9 @@
 """Prometheus metrics of the server, in a registry of its own (several servers may share a
 process in tests), exposed over HTTP on the metrics port.
 
-With several worker processes (``serving.workers``), prometheus-client's multiprocess mode keeps
-each worker's values in files under ``PROMETHEUS_MULTIPROC_DIR`` and the supervisor serves their
-sum: one server, as the client sees it.
+With several worker processes (``serving.process.workers``), prometheus-client's multiprocess
+mode keeps each worker's values in files under ``PROMETHEUS_MULTIPROC_DIR`` and the supervisor
+serves their sum: one server, as the client sees it.
 
 prometheus-client serves each connection on a thread of its own; a connection that goes quiet for
 the idle timeout (``--idle-timeout-seconds``) is dropped, so clients that connect and send nothing

@@ -39,7 +39,7 @@ from multiprocessing.connection import wait
 from core.cpu import usable_cores
 from core.errors import ConfigError
 from core.quiet import start_quietly
-from serving import event_loop
+from serving.process import event_loop
 from serving.settings import ServerSettings
 
 log = logging.getLogger("zoo.serving")
@@ -84,7 +84,7 @@ def _worker(settings: ServerSettings, threads: int, listening, serving, supervis
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from serving.server import serve
+    from serving.process.server import serve
 
     def started(_running) -> None:
         serving.value = 1
@@ -129,7 +129,7 @@ def run_workers(settings: ServerSettings) -> int:
     """Runs ``settings.worker_count`` workers until a stop signal; returns the exit code."""
     from prometheus_client import multiprocess
 
-    from serving.metrics import serve_workers_metrics
+    from serving.telemetry.metrics import serve_workers_metrics
 
     ensure_ports_free(settings)
     count = settings.worker_count

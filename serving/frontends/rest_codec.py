@@ -24,7 +24,7 @@ from serving.converters import (
     numpy_to_raw,
 )
 from serving.errors import InvalidArgument, Unimplemented
-from serving.runtime import TensorSpec
+from serving.plane.runtime import TensorSpec
 
 MAX_NESTING = 64
 """Most levels of nested lists in a tensor's JSON value: NumPy's limit on dimensions."""

@@ -14,17 +14,18 @@ import numpy as np
 
 from core.errors import ConfigError, shown
 from core.outputs import class_names_or_indices
-from serving import example_signatures, tracing
-from serving.batching import DirectRunner, DynamicBatcher
 from serving.errors import InvalidArgument, NotFound, Unavailable
-from serving.extensions import model_config_json, repository_index_json
-from serving.heap import release_unloaded
-from serving.metrics import ServerMetrics
-from serving.repository import ModelRepository, VersionStatus, read_model_config
-from serving.runtime import DEFAULT_SIGNATURE, LoadedVersion, Signature
+from serving.plane import example_signatures
+from serving.plane.batching import DirectRunner, DynamicBatcher
+from serving.plane.extensions import model_config_json, repository_index_json
+from serving.plane.heap import release_unloaded
+from serving.plane.repository import ModelRepository, VersionStatus, read_model_config
+from serving.plane.runtime import DEFAULT_SIGNATURE, LoadedVersion, Signature
+from serving.plane.statistics import StatisticsBook
+from serving.plane.validation import validate_inputs
 from serving.settings import ServerSettings
-from serving.statistics import StatisticsBook
-from serving.validation import validate_inputs
+from serving.telemetry import tracing
+from serving.telemetry.metrics import ServerMetrics
 
 UNKNOWN_MODEL_LABEL = "_unknown"
 DECODE_IN_FLIGHT = 4  # requests decoding at once; more wait their turn off the loop

@@ -22,16 +22,17 @@ from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_p
 from tritonclient.grpc import service_pb2_grpc
 
 from core.errors import ConfigError
-from serving import event_loop, tracing
-from serving.auth import TokenAuthInterceptor
-from serving.dataplane import DataPlane
-from serving.heap import freeze_baseline
-from serving.kserve_servicer import InferenceServicer
-from serving.metrics import ServerMetrics
-from serving.open_files import raise_open_files_limit
-from serving.rest import RestApi
+from serving.frontends.auth import TokenAuthInterceptor
+from serving.frontends.kserve_servicer import InferenceServicer
+from serving.frontends.rest import RestApi
+from serving.frontends.tfserving_servicer import ModelServicer, PredictionServicer
+from serving.plane.dataplane import DataPlane
+from serving.plane.heap import freeze_baseline
+from serving.process import event_loop
+from serving.process.open_files import raise_open_files_limit
 from serving.settings import ServerSettings
-from serving.tfserving_servicer import ModelServicer, PredictionServicer
+from serving.telemetry import tracing
+from serving.telemetry.metrics import ServerMetrics
 
 log = logging.getLogger("zoo.serving")
 
@@ -145,8 +146,8 @@ async def serve(
     """Runs the server until ``stop`` is set (or SIGTERM/SIGINT in the main thread).
 
     Args:
-        worker: one of several processes sharing the ports (``serving.workers``): the ports are
-            bound with SO_REUSEPORT, and the supervisor serves the metrics of all.
+        worker: one of several processes sharing the ports (``serving.process.workers``): the
+            ports are bound with SO_REUSEPORT, and the supervisor serves the metrics of all.
     """
     # Signals first: one that arrives while the models load stops the server as soon as it has
     # started, through the same graceful shutdown as later.

@@ -6,7 +6,7 @@ waits for a connection's first request forever: a client that opens connections 
 nothing, or a request's headers a byte at a time (slowloris), would keep each one open. Here a
 connection that has not sent a whole request's headers within the idle timeout of connecting is
 closed, and a request's body must arrive within it as well (408). gRPC gets the same bounds from
-its own handshake and idle timeouts (``serving.server.connection_options``).
+its own handshake and idle timeouts (``serving.process.server.connection_options``).
 """
 
 import asyncio

@@ -5,8 +5,8 @@ tritonclient's messages, so both protocols say the same."""
 from core.errors import shown
 from serving.converters import NUMPY_TO_V2
 from serving.errors import InvalidArgument
-from serving.repository import AVAILABLE, LOADING, UNLOADING, ModelConfig
-from serving.runtime import LoadedVersion, Signature
+from serving.plane.repository import AVAILABLE, LOADING, UNLOADING, ModelConfig
+from serving.plane.runtime import LoadedVersion, Signature
 
 PLATFORM = "tensorflow_savedmodel"
 EXTENSIONS = ["model_configuration", "model_repository", "statistics"]

@@ -6,7 +6,7 @@ Every message names the tensor, what was expected and what was received.
 import numpy as np
 
 from serving.errors import InvalidArgument
-from serving.runtime import Signature
+from serving.plane.runtime import Signature
 
 
 def _dtype_text(dtype: np.dtype) -> str:

@@ -14,10 +14,10 @@ from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
 from core import __version__
 from core.artifact import parse_version
 from serving.converters import NUMPY_TO_V2, infer_tensor_to_numpy, numpy_to_raw
-from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, Unimplemented, deadline_of, grpc_errors
-from serving.extensions import EXTENSIONS, PLATFORM, check_model_control_parameters
-from serving.metrics import ServerMetrics
+from serving.plane.dataplane import DEFAULT_SIGNATURE, DataPlane
+from serving.plane.extensions import EXTENSIONS, PLATFORM, check_model_control_parameters
+from serving.telemetry.metrics import ServerMetrics
 
 UNSERVED = (
     "CudaSharedMemoryRegister", "CudaSharedMemoryStatus", "CudaSharedMemoryUnregister",

@@ -20,14 +20,14 @@ from core.artifact import ignored_version_folders, versions_on_disk
 from core.errors import ConfigError, shown
 from core.settings import validation_message
 from serving.errors import NotFound, ServingError
-from serving.runtime import LoadedVersion
-from serving.settings import BatchingOptions
-from serving.tfserving_config import (
+from serving.plane.runtime import LoadedVersion
+from serving.plane.tfserving_config import (
     TextProtoError,
     is_model_config_list,
     models_from_text_proto,
 )
-from serving.warmup import warm_up
+from serving.plane.warmup import warm_up
+from serving.settings import BatchingOptions
 
 log = logging.getLogger("zoo.serving")
 

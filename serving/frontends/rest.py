@@ -32,16 +32,17 @@ from core.artifact import parse_version
 from core.errors import shown
 from core.images import ImageError, image_from_bytes
 from core.outputs import ranked
-from serving import example_signatures as tf_signatures
-from serving import rest_codec, tracing
-from serving.auth import bearer_token
-from serving.body_budget import BodyBudget
-from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, NotFound, ServingError, Unimplemented
-from serving.extensions import EXTENSIONS, PLATFORM, check_model_control_parameters
-from serving.idle_connections import IdleConnections
-from serving.metrics import ServerMetrics
-from serving.request_log import log
+from serving.frontends import rest_codec
+from serving.frontends.auth import bearer_token
+from serving.frontends.body_budget import BodyBudget
+from serving.frontends.idle_connections import IdleConnections
+from serving.plane import example_signatures as tf_signatures
+from serving.plane.dataplane import DEFAULT_SIGNATURE, DataPlane
+from serving.plane.extensions import EXTENSIONS, PLATFORM, check_model_control_parameters
+from serving.telemetry import tracing
+from serving.telemetry.metrics import ServerMetrics
+from serving.telemetry.request_log import log
 
 BINARY_HEADER = "Inference-Header-Content-Length"  # the binary tensor data extension
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")
@@ -104,7 +105,7 @@ class RestApi:
         token: when set, every route but the v2 health checks needs ``Authorization: Bearer``.
         max_body_bytes: largest request body (413 beyond it).
         idle_timeout: how long a connection may go without sending a request's headers, and a
-            request's body may take to arrive (``serving.idle_connections``); 0: no limit.
+            request's body may take to arrive (``serving.frontends.idle_connections``); 0: no limit.
     """
 
     def __init__(

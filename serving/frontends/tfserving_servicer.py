@@ -18,11 +18,11 @@ from tensorflow_serving.apis import (
 
 from core.images import ImageError, example_image, input_examples
 from core.outputs import ranked
-from serving import example_signatures as tf_signatures
 from serving.converters import numpy_to_tensor_proto, tensor_proto_to_numpy
-from serving.dataplane import DEFAULT_SIGNATURE, DataPlane
 from serving.errors import InvalidArgument, Unimplemented, deadline_of, grpc_errors
-from serving.metrics import ServerMetrics
+from serving.plane import example_signatures as tf_signatures
+from serving.plane.dataplane import DEFAULT_SIGNATURE, DataPlane
+from serving.telemetry.metrics import ServerMetrics
 
 SIGNATURE_DEF_FIELD = "signature_def"
 ZOO_METADATA_FIELD = "zoo"  # our extension: the exported zoo.json as a StringValue

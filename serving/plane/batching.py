@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving import tracing
 from serving.errors import DeadlineExceeded, ServingError, Unavailable
 from serving.settings import BatchingOptions
+from serving.telemetry import tracing
 
 RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 

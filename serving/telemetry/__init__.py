@@ -1,0 +1,2 @@
+"""What the server tells about itself: Prometheus metrics, the request log and OpenTelemetry
+traces."""
