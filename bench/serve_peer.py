@@ -20,6 +20,7 @@ longer than ``max_queue_seconds``.
 
 import statistics
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from bench import perf_analyzer
@@ -108,11 +109,7 @@ def overload(pair, peaks: dict, images, rounds: int) -> dict:
 
 
 def _summed_codes(runs: list[dict]) -> dict:
-    codes = {}
-    for run in runs:
-        for code, count in run["codes"].items():
-            codes[code] = codes.get(code, 0) + count
-    return codes
+    return dict(sum((Counter(run["codes"]) for run in runs), Counter()))
 
 
 def targets(zoo: str, peer: str, closed: dict, opened: dict, overloaded: dict) -> dict:

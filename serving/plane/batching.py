@@ -96,7 +96,7 @@ class OverloadGuard:
     """Controlled delay (CoDel, as servers apply it to request queues) for one model's queue.
 
     A queue that empties now and then is absorbing bursts: its requests may wait up to
-    ``max_queue_seconds``. One that has not emptied for ``OVERLOAD_INTERVAL`` is a standing
+    ``max_queue_seconds``. One that has not emptied for ``INTERVAL`` is a standing
     queue: requests arrive faster than the model takes them, and letting them all wait only
     makes every answer late. Then a request that waited longer than one model call plus
     ``overload_wait_ms`` is answered UNAVAILABLE at once, which keeps the queue, and the latency
