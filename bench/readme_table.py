@@ -270,15 +270,17 @@ def _open_loop_cell(level: dict) -> str:
     return cell
 
 
-def serve_peer_section(result: dict) -> list[str]:
-    """The zoo against Triton, both driven by perf_analyzer (``bench.serve_peer``)."""
+def serve_peer_section(name: str, result: dict) -> list[str]:
+    """The zoo against Triton, both driven by perf_analyzer (``bench.serve_peer``), from the
+    results file ``name``."""
     zoo, peer = result["versions"]
     versions = " and ".join(f"{name}: {version}" for name, version in result["versions"].items())
+    rounds = "one round" if result["rounds"] == 1 else f"medians of {result['rounds']} rounds"
     lines = [
-        f"**Against Triton, with perf_analyzer** (`serve_peer`; {versions}, the same SavedModel; "
+        f"**Against Triton, with perf_analyzer** (`{name}`; {versions}, the same SavedModel; "
         "single-image MNIST `ModelInfer` over gRPC from perf_analyzer `--async`, sharing the 2 "
-        f"cores; both servers running, taking turns in rotating order, medians of "
-        f"{result['rounds']} rounds). Closed loop, QPS (p99 ms):",
+        f"cores; both servers running, taking turns in rotating order, {rounds}). Closed loop, "
+        "QPS (p99 ms):",
         "",
         "| server | c=1 | c=8 | c=32 | c=64 |",
         "|---|---|---|---|---|",
@@ -328,7 +330,8 @@ def serve_peer_section(result: dict) -> list[str]:
         f"{targets['p99_over_p50_at_80']:.2f}× | {_met(targets['p99_over_p50_at_80'] <= 3)} |",
         f"| {zoo}: at 120 %, excess refused UNAVAILABLE, answered p99 ≤ 2× its 80 % p99, none "
         f"over max_queue_seconds | {targets['overload_shed_share']:.0%} refused "
-        f"({', '.join(targets['overload_codes'])}), p99 {targets['overload_p99_over_80']:.2f}×, "
+        f"({', '.join(code for code in targets['overload_codes'] if code != 'OK')}), "
+        f"p99 {targets['overload_p99_over_80']:.2f}×, "
         f"max {targets['overload_max_ms']:.0f} ms | {_met(over_ok)} |",
     ]
     return lines
@@ -455,8 +458,8 @@ def render() -> str:
         if "serve" in results:
             lines += [*serving_section(results["serve"]), ""]
             lines += [*peer_section(results["serve"]), ""]
-        if "serve_peer" in results:
-            lines += [*serve_peer_section(results["serve_peer"]), ""]
+        for name in sorted(key for key in results if key.startswith("serve_peer")):
+            lines += [*serve_peer_section(name, results[name]), ""]
         if "cifar" in results and "quick" in results["cifar"]:
             lines += [*cifar_section(results["cifar"]), ""]
         if "serve_start" in results:

@@ -148,7 +148,9 @@ def compare_loops(repo: Path, images, limits: dict, rounds: int) -> dict:
     }
 
 
-def run(*, max_requests: int = 3000, max_seconds: float = 10.0, rounds: int = 3) -> dict:
+def run(
+    *, max_requests: int = 3000, max_seconds: float = 10.0, rounds: int = 3, workers: int = 1
+) -> dict:
     images, _ = datasets.load_arrays("mnist", "test", limit=64)
     limits = {"max_requests": max_requests, "max_seconds": max_seconds}
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,7 +198,7 @@ def run(*, max_requests: int = 3000, max_seconds: float = 10.0, rounds: int = 3)
     plot(result, path.with_suffix(".png"))
     print("targets: " + ", ".join(f"{k}={v:.3g}" for k, v in targets.items()))
     print(f"written to {path} and {path.with_suffix('.png')}")
-    serve_peer.run(rounds=rounds)
+    serve_peer.run(rounds=rounds, workers=workers)
     return result
 
 

@@ -136,7 +136,8 @@ def targets(zoo: str, peer: str, closed: dict, opened: dict, overloaded: dict) -
 
 
 def run(*, rounds: int = 2, workers: int = 1) -> dict:
-    """The comparison, written to ``bench/results/serve_peer-KIND.json``."""
+    """The comparison, written to ``bench/results/serve_peer-KIND.json`` (with more than one
+    worker, ``serve_peer_Nworkers-KIND.json``)."""
     if not (launch.peer_available() and perf_analyzer.available()):
         note = "no peer: run scripts/setup-peer.sh to make .venv-peer (Triton, perf_analyzer)"
         print(note)
@@ -177,8 +178,9 @@ def run(*, rounds: int = 2, workers: int = 1) -> dict:
         "overload": overloaded,
         "targets": targets(zoo, peer, closed, opened, overloaded),
         "rounds": rounds,
+        "workers": workers,
     }
-    path = write_result("serve_peer", result)
+    path = write_result("serve_peer" if workers == 1 else f"serve_peer_{workers}workers", result)
     print("targets: " + ", ".join(f"{k}={v}" for k, v in result["targets"].items()))
     print(f"written to {path}")
     return result

@@ -107,10 +107,11 @@ def test_bad_serve_settings_exit_2_in_one_line(argv, message, tmp_path, monkeypa
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_an_option_of_another_benchmark_is_refused(capsys):
-    assert cli.main(["bench", "train", "--peer-only"]) == 2
+@pytest.mark.parametrize("option", [["--peer-only"], ["--workers", "2"]])
+def test_an_option_of_another_benchmark_is_refused(option, capsys):
+    assert cli.main(["bench", "train", *option]) == 2
     err = capsys.readouterr().err
-    assert "--peer-only is for zoo bench serve, not train." in err and "Traceback" not in err
+    assert f"{option[0]} is for zoo bench serve, not train." in err and "Traceback" not in err
 
 
 def test_train_flags_override_only_what_is_given():

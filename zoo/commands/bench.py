@@ -14,6 +14,7 @@ EXAMPLES = """
   zoo bench cards RUN_DIR ... --data-dir DIR   # runs -> models/pretrained/ weights and cards
   zoo bench serve               # zoo serve: bare model, naive server, then Triton (peer)
   zoo bench serve --peer-only   # zoo serve vs Triton, both driven by perf_analyzer
+  zoo bench serve --peer-only --workers 2   # 2 zoo workers vs 2 Triton instances
   scripts/setup-peer.sh         # once, before `zoo bench serve`: Triton and perf_analyzer
 """
 
@@ -65,6 +66,12 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="serve: only the comparison with Triton through perf_analyzer",
     )
+    parser.add_argument(
+        "--workers",
+        type=number_in(int, 1),
+        default=1,
+        help="serve: zoo workers and Triton instances in the comparison with Triton",
+    )
 
 
 def run(args) -> int:
@@ -74,8 +81,9 @@ def run(args) -> int:
     start_tensorflow()
     if args.runs and args.which != "cards":
         raise ConfigError(f"RUN_DIR arguments are for zoo bench cards, not {args.which}.")
-    if args.peer_only and args.which != "serve":
-        raise ConfigError(f"--peer-only is for zoo bench serve, not {args.which}.")
+    for option, given in (("--peer-only", args.peer_only), ("--workers", args.workers != 1)):
+        if given and args.which != "serve":
+            raise ConfigError(f"{option} is for zoo bench serve, not {args.which}.")
     if args.which == "pipeline":
         from bench import pipeline
 
@@ -107,9 +115,14 @@ def run(args) -> int:
     elif args.peer_only:
         from bench import serve_peer
 
-        serve_peer.run(rounds=args.rounds)
+        serve_peer.run(rounds=args.rounds, workers=args.workers)
     else:
         from bench import serve
 
-        serve.run(max_requests=args.max_requests, max_seconds=args.max_seconds, rounds=args.rounds)
+        serve.run(
+            max_requests=args.max_requests,
+            max_seconds=args.max_seconds,
+            rounds=args.rounds,
+            workers=args.workers,
+        )
     return 0
