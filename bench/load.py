@@ -92,10 +92,14 @@ async def _load(target, protocol, images, concurrency, server_pid, max_requests,
     cpu = cpu_seconds(server_pid) - cpu_before
     for channel in channels:
         await channel.close()
+    return {"requests": len(latencies), "errors": errors, **_answered(latencies, elapsed, cpu)}
+
+
+def _answered(latencies: list[float], elapsed: float, cpu: float) -> dict:
+    """QPS, p50/p90/p99 latency (ms) and the server's CPU seconds per 1,000 of the answered
+    requests (``latencies`` in seconds, over ``elapsed`` seconds and ``cpu`` server seconds)."""
     ms = [1000 * x for x in latencies]
     return {
-        "requests": len(latencies),
-        "errors": errors,
         "qps": len(latencies) / elapsed,
         "p50_ms": percentile(ms, 50),
         "p90_ms": percentile(ms, 90),
@@ -135,20 +139,16 @@ async def _open_loop(target, protocol, images, rate, seconds, server_pid):
     cpu = cpu_seconds(server_pid) - cpu_before
     for channel in channels:
         await channel.close()
-    ms, failed_ms = [1000 * x for x in latencies], [1000 * x for x in failures]
+    failed_ms = [1000 * x for x in failures]
     return {
         "rate": rate,
         "sent": count,
         "codes": dict(codes),
         "send_lag_ms": 1000 * lag,
-        "qps": len(latencies) / elapsed,
-        "p50_ms": percentile(ms, 50),
-        "p90_ms": percentile(ms, 90),
-        "p99_ms": percentile(ms, 99),
-        "max_ms": max(ms, default=float("nan")),
+        **_answered(latencies, elapsed, cpu),
+        "max_ms": 1000 * max(latencies, default=float("nan")),
         "failed_p50_ms": percentile(failed_ms, 50),
         "failed_p99_ms": percentile(failed_ms, 99),
-        "server_cpu_s_per_1000": 1000 * cpu / max(len(latencies), 1),
     }
 
 
