@@ -1,7 +1,11 @@
 """The README's table of trained checkpoints, rendered from their cards (``models/pretrained/``)
-by ``python -m bench.readme_table``, between ``<!-- models:start -->`` and ``<!-- models:end -->``."""
+by ``python -m bench.readme_table``, between ``<!-- models:start -->`` and ``<!-- models:end -->``;
+and the architectures' catalogue that ``zoo models`` reads (``models/catalogue.json``)."""
+
+import json
 
 import models
+from models.catalogue import CATALOGUE
 
 MODELS_START, MODELS_END = "<!-- models:start -->", "<!-- models:end -->"
 DATASET_LABELS = {
@@ -51,3 +55,26 @@ def render_models_table() -> str:
             "so; ECE after temperature scaling.",
         ]
     )
+
+
+def catalogue_rows() -> list[dict]:
+    """What ``models/catalogue.json`` holds, built from the registry: one row per architecture,
+    its parameters counted on a model with 10 classes."""
+    rows = []
+    for name in models.list_models():
+        entry = models.get_entry(name)
+        rows.append(
+            {
+                "name": name,
+                "parameters": models.create_model(name, num_classes=10).count_params(),
+                "default_input": list(entry.default_input_shape),
+                "suits": list(entry.suits),
+                "heads": list(models.HEADS),
+                "description": entry.description,
+            }
+        )
+    return rows
+
+
+def write_catalogue() -> None:
+    CATALOGUE.write_text(json.dumps(catalogue_rows(), indent=2) + "\n")

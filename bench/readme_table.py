@@ -13,7 +13,7 @@ import json
 import statistics
 from pathlib import Path
 
-from bench.models_table import MODELS_END, MODELS_START, render_models_table
+from bench.models_table import MODELS_END, MODELS_START, render_models_table, write_catalogue
 from bench.report import RESULTS, as_runs, time_to
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -584,6 +584,7 @@ def main() -> None:
     _replace_between(RESULTS_README, START, END, render())
     _replace_between(README, HEADLINE_START, HEADLINE_END, render_headline())
     _replace_between(README, MODELS_START, MODELS_END, render_models_table())
+    write_catalogue()
 
 
 if __name__ == "__main__":

@@ -4,22 +4,25 @@ the benchmarks. Requests carry tensors in ``tensor_content`` (no per-value encod
 import grpc
 import numpy as np
 from google.protobuf import wrappers_pb2
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
 
 from core.artifact import ModelMetadata, parse_metadata
-from serving.converters import NUMPY_TO_TF, tensor_proto_to_numpy
+from core.package_init import without_package_init
+
+with without_package_init("tensorflow"):  # a client starts without TensorFlow's runtime
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
+    from tensorflow_serving.apis import (
+        get_model_metadata_pb2,
+        get_model_status_pb2,
+        model_service_pb2_grpc,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
+
+    from serving.converters import NUMPY_TO_TF, tensor_proto_to_numpy
 
 
 def numpy_to_request_tensor(array: np.ndarray):
     """A TensorProto with the array's bytes in ``tensor_content``."""
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
-
     array = np.ascontiguousarray(array)
     return tensor_pb2.TensorProto(
         dtype=NUMPY_TO_TF[array.dtype],

@@ -171,3 +171,10 @@ def test_label_format_follows_loss_options():
     assert get_head("logits").label_format(focal=True) == "one_hot"
     assert get_head("sigmoid").label_format() == "multi_hot"
     assert isinstance(get_head("logits").loss(), keras.losses.SparseCategoricalCrossentropy)
+
+
+def test_the_catalogue_zoo_models_reads_matches_the_registry():
+    from bench.models_table import catalogue_rows
+    from models.catalogue import architectures
+
+    assert architectures() == catalogue_rows(), "run python -m bench.readme_table to refresh it"

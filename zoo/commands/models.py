@@ -30,7 +30,10 @@ def add_arguments(parser) -> None:
 
 def pretrained_rows(pattern: str) -> list[dict]:
     """One row per shipped checkpoint of the models matching ``pattern``, from its card."""
-    from models.pretrained import get_card, list_pretrained
+    from core.package_init import without_package_init
+
+    with without_package_init("models"):  # the cards are JSON: no Keras needed
+        from models.pretrained import get_card, list_pretrained
 
     rows = []
     for key in list_pretrained(pattern):
@@ -71,32 +74,27 @@ def print_pretrained(rows: list[dict]) -> None:
 
 
 def run(args) -> int:
-    from zoo.startup import start_tensorflow
+    from core.errors import ZooError
+    from core.package_init import without_package_init
 
-    start_tensorflow()  # the models package imports Keras
     if args.pretrained:
         rows = pretrained_rows(args.pattern)
+        if not rows:
+            raise ZooError(
+                f"No shipped checkpoint matches {args.pattern!r}; "
+                "`zoo models --pretrained` lists them all."
+            )
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
             print_pretrained(rows)
         return 0
-    import models
+    with without_package_init("models"):  # listed from the catalogue: no Keras needed
+        from models.catalogue import architectures
 
-    rows = []
-    for name in models.list_models(args.pattern):
-        entry = models.get_entry(name)
-        params = models.create_model(name, num_classes=10).count_params()
-        rows.append(
-            {
-                "name": name,
-                "parameters": params,
-                "default_input": list(entry.default_input_shape),
-                "suits": list(entry.suits),
-                "heads": list(models.HEADS),
-                "description": entry.description,
-            }
-        )
+    rows = architectures(args.pattern)
+    if not rows:
+        raise ZooError(f"No architecture matches {args.pattern!r}; `zoo models` lists them all.")
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -105,7 +103,7 @@ def run(args) -> int:
         shape = "x".join(str(d) for d in row["default_input"])
         print(f"{row['name']:<16} {row['parameters']:>15,}  {shape:<9} {', '.join(row['suits'])}")
         print(f"    {row['description']}")
-    print(f"heads: {', '.join(models.HEADS)} (see docs/losses.md)")
+    print(f"heads: {', '.join(rows[0]['heads'])} (see docs/losses.md)")
     checkpoints = pretrained_rows(args.pattern)
     if checkpoints:
         print("\ntrained checkpoints (models/pretrained/, cards beside the weights):")

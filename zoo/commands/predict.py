@@ -77,9 +77,6 @@ def run(args) -> int:
     import os
     from pathlib import Path
 
-    from zoo.startup import start_tensorflow
-
-    start_tensorflow()  # TensorFlow Serving's protos import it
     import grpc
     import numpy as np
 
