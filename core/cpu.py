@@ -49,11 +49,9 @@ def prefer_onednn_kernels() -> None:
     """Asks TensorFlow for its oneDNN CPU kernels, unless the environment already chose.
 
     TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI, AVX-512 bf16 or AMX; elsewhere
-    it runs its Eigen kernels. On an AVX2-only AMD EPYC, oneDNN trained ``mnist_fastnet`` 1.3 to
-    1.6x and the keras-io convnet 1.4x faster, to the same accuracy. Serving keeps TensorFlow's
-    choice: there, side by side, oneDNN answered single requests about 20 % slower and batched ones
-    no faster. Takes effect only before TensorFlow is imported; ``TF_ENABLE_ONEDNN_OPTS=0`` keeps
-    Eigen.
+    it runs its Eigen kernels, which train the zoo's convnets more slowly on AVX2-only CPUs.
+    Serving keeps TensorFlow's choice (oneDNN answers single requests no faster there). Takes
+    effect only before TensorFlow is imported; ``TF_ENABLE_ONEDNN_OPTS=0`` keeps Eigen.
     """
     os.environ.setdefault(ONEDNN_VARIABLE, "1")
 

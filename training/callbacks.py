@@ -35,7 +35,7 @@ class LearningRateAndThroughput(keras.callbacks.Callback):
 
     ``cpu_percent`` is the process's CPU time (every thread: TensorFlow's, the input pipeline's)
     over the same training seconds: 200 % means two cores busy all along, and a training that
-    stays far below the cores it has is waiting on something (issue 9: >= 180 % on 2 cores).
+    stays far below the cores it has is waiting on something.
     """
 
     def __init__(self, examples_per_epoch: int):

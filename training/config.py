@@ -127,7 +127,7 @@ class TrainConfig(BaseModel):
         ge=1,
         le=1024,
         description="training steps per call into TensorFlow: amortizes Python's per-step work, "
-        "which otherwise leaves one of two CPU cores idle (1.6x faster here at 8)",
+        "which otherwise leaves one of two CPU cores idle",
     )
     jit_compile: bool = Field(
         False, description="XLA-compile the train step (helps on GPUs, slows CPUs down 8x)"

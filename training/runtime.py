@@ -18,10 +18,9 @@ def resolve_precision(setting: str, measure=None) -> tuple[str, str]:
     ``auto`` decides by what the machine has, and measures where that does not settle it:
 
     - a GPU: ``mixed_float16`` (tensor cores);
-    - a CPU with AMX: ``mixed_bfloat16`` (measured 1.9x faster than float32 for the reference
-      convnet on an Intel Xeon with AMX);
+    - a CPU with AMX: ``mixed_bfloat16`` (AMX runs bf16 convolutions about twice as fast);
     - a CPU without bf16 instructions (no ``avx512_bf16``, no AMX): float32, since bf16 is emulated
-      there (19x slower for ``mnist_fastnet`` on an AVX2-only AMD EPYC);
+      there, many times slower;
     - ``avx512_bf16`` without AMX: ``measure(policy) -> examples/s`` decides, when given.
     """
     if setting != "auto":

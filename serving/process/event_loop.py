@@ -2,8 +2,8 @@
 
 Every request costs the event loop some Python work (gRPC's asyncio layer, aiohttp, the batcher),
 and on a busy server that work, not the model, is what saturates a core. uvloop (libuv under the
-asyncio API, as uvicorn uses by default) does the loop's share of it in C: measured with the no-op
-server here, about 10 % less CPU per request than asyncio's loop (bench/results, issue 13).
+asyncio API, as uvicorn uses by default) does the loop's share of it in C, for less CPU per request
+than asyncio's own loop.
 """
 
 import asyncio

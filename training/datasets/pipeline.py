@@ -114,9 +114,8 @@ def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """``dataset`` with tf.data's autotuning off.
 
     With it on, destroying an iterator (Keras does at every epoch, validation and ``predict``)
-    at times waited 30 s or more for autotuning's thread, the process idle meanwhile; short fits,
-    each with its own iterator, ran now and then at a fixed 1,203 images/s instead of 1,600 to
-    1,700, one core idle. ``AUTOTUNE`` then takes tf.data's static defaults.
+    at times waited 30 s or more for autotuning's thread, the process idle meanwhile, and short
+    fits now and then ran with one core idle. ``AUTOTUNE`` then takes tf.data's static defaults.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
