@@ -56,6 +56,14 @@ class RequestTimeout(ServingError):
     http = 408
 
 
+class ClientClosed(ServingError):
+    """A REST client that went away before its request's body had arrived (HTTP 499, as nginx
+    logs it: no one receives the answer)."""
+
+    code = grpc.StatusCode.CANCELLED
+    http = 499
+
+
 class Unavailable(ServingError):
     code = grpc.StatusCode.UNAVAILABLE
     http = 503

@@ -101,3 +101,14 @@ def write_image_folder(
                 image = Image.fromarray(pixels.astype(np.uint8).squeeze(), mode)
                 image.save(folder / f"{index:03d}{suffix}")
     return root
+
+
+def partial_rest_body(port: int, declared: int, sent: int) -> socket.socket:
+    """A REST connection that declares a body of ``declared`` bytes and sends ``sent`` of them."""
+    connection = socket.create_connection(("127.0.0.1", port))
+    connection.sendall(
+        b"POST /v2/models/mnist/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {declared}\r\n\r\n".encode()
+        + b" " * sent
+    )
+    return connection

@@ -14,7 +14,7 @@ import time
 
 from aiohttp import web
 
-from serving.errors import RequestTimeout
+from serving.errors import ClientClosed, RequestTimeout
 
 
 class IdleConnections:
@@ -40,15 +40,20 @@ class IdleConnections:
         return await handler(request)
 
     async def read_body(self, request: web.Request) -> bytes:
-        """The request's body, or RequestTimeout when it has not all arrived within the timeout."""
-        if not self.timeout:
-            return await request.read()
+        """The request's body; RequestTimeout when it has not all arrived within the timeout,
+        ClientClosed when the client went away before it had."""
         try:
+            if not self.timeout:
+                return await request.read()
             return await asyncio.wait_for(request.read(), self.timeout)
         except TimeoutError:
             raise RequestTimeout(
                 f"The request's body did not arrive within {self.timeout:g} s "
                 "(--idle-timeout-seconds)."
+            ) from None
+        except ConnectionResetError:
+            raise ClientClosed(
+                "The client closed the connection before its request's body arrived."
             ) from None
 
     def close_silent(self, server: web.Server, now: float) -> None:

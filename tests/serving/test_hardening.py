@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from helpers import free_port, loopback_settings
+from helpers import free_port, loopback_settings, partial_rest_body
 from PIL import Image
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import (
@@ -273,24 +273,13 @@ def _answers(client: PredictionClient, test_images) -> bool:
         return False
 
 
-def _partial_body(port: int, declared: int, sent: int) -> socket.socket:
-    """A connection that declares a body of ``declared`` bytes and sends ``sent`` of them."""
-    connection = socket.create_connection(("127.0.0.1", port))
-    connection.sendall(
-        b"POST /v2/models/mnist/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        + f"Content-Length: {declared}\r\n\r\n".encode()
-        + b" " * sent
-    )
-    return connection
-
-
 def test_request_bodies_in_flight_share_one_budget(make_repo, test_images):
     """30 connections each holding a partial 63 MB REST body once took 1.9 GB that stayed."""
     megabyte = 1 << 20
     settings = loopback_settings(make_repo(), max_message_bytes=megabyte,
                                  body_budget_bytes=2 * megabyte)  # fmt: skip
     with ServerThread(settings) as server:
-        holding = [_partial_body(server.rest_port, megabyte - 100, 1000) for _ in range(2)]
+        holding = [partial_rest_body(server.rest_port, megabyte - 100, 1000) for _ in range(2)]
         time.sleep(0.5)  # both are reading their bodies
         start = time.perf_counter()
         small = {"inputs": [], "padding": " " * 200}  # fits alone, not beside the other two
@@ -305,6 +294,19 @@ def test_request_bodies_in_flight_share_one_budget(make_repo, test_images):
         assert wait_for(lambda: _post_json(server.rest_port, "/v2/models/mnist/infer", infer)[0]
                         == 200, seconds=10)  # fmt: skip
         assert server.dataplane is not None
+
+
+def test_a_client_gone_before_its_body_arrived_is_one_line_and_counted(make_repo, caplog):
+    """It once logged aiohttp's traceback as an internal error."""
+    with ServerThread(loopback_settings(make_repo())) as server:
+        caplog.clear()
+        partial_rest_body(server.rest_port, 1 << 20, 1000).close()
+        assert wait_for(lambda: any("closed the connection" in r.getMessage()
+                                    for r in caplog.records), seconds=10)  # fmt: skip
+        assert not any(r.exc_info for r in caplog.records)
+        assert not any("internal error" in r.getMessage() for r in caplog.records)
+        counted = server.dataplane.metrics.requests.collect()[0].samples
+        assert any(s.labels.get("code") == "499" and s.value == 1 for s in counted), counted
 
 
 def _post_json(port: int, path: str, body: dict) -> tuple[int, dict]:

@@ -172,7 +172,7 @@ def test_a_warm_up_file_that_fails_names_the_file_and_the_record(
     if logs in ("not_a_tfrecord", "forged_length"):
         (version_dir / WARMUP_FILE).parent.mkdir(parents=True, exist_ok=True)
         (version_dir / WARMUP_FILE).write_bytes(
-            b"not a record file at all" if logs == "not_a_tfrecord" else _forged_length_record()
+            b"not a record file at all" if logs == "not_a_tfrecord" else forged_length_record()
         )
     elif logs in ("flipped_byte", "truncated"):
         _write_warmup_file(version_dir, [_predict_log(image)] * 2)
@@ -188,7 +188,7 @@ def test_a_warm_up_file_that_fails_names_the_file_and_the_record(
     assert message in str(error.value)
 
 
-def _forged_length_record() -> bytes:
+def forged_length_record() -> bytes:
     """28 bytes whose length field, checksummed right, claims a record of 1 TiB: TensorFlow's
     own reader aborted the process on it."""
     length = struct.pack("<Q", 1 << 40)
@@ -214,7 +214,7 @@ def test_a_version_whose_warm_up_fails_never_replaces_a_working_one(make_repo, t
     shutil.copytree(repo / "mnist" / "1", staging)
     if forged:
         (staging / WARMUP_FILE).parent.mkdir(parents=True, exist_ok=True)
-        (staging / WARMUP_FILE).write_bytes(_forged_length_record())
+        (staging / WARMUP_FILE).write_bytes(forged_length_record())
     else:
         _write_warmup_file(staging, [_predict_log(test_images[0][:1], "nope")])
     with ServerThread(loopback_settings(repo)) as running:
