@@ -110,6 +110,13 @@ async def _poll_forever(dataplane: DataPlane, seconds: float) -> None:
             log.exception("Polling the model repository failed")
 
 
+# Calls gRPC core may hold before the server takes them. Past its default of 1,000 core cancels
+# the excess (clients see CANCELLED, which the server never sees, so cannot log or count); under
+# this bound every call reaches the data plane, whose queue bounds refuse what cannot be answered
+# in time as UNAVAILABLE, counted. A call's bytes stay under HTTP/2 flow control meanwhile.
+PENDING_CALLS = 10_000
+
+
 def connection_options(settings: ServerSettings) -> list[tuple[str, int]]:
     """gRPC's bounds on a connection's life, from ``--max-connection-age-seconds`` and
     ``--idle-timeout-seconds``.
@@ -191,6 +198,8 @@ async def serve(
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", int(worker)),
+            ("grpc.server.max_pending_requests", PENDING_CALLS),
+            ("grpc.server.max_pending_requests_hard_limit", PENDING_CALLS),
             *connection_options(settings),
         ],
     )

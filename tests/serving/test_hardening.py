@@ -309,6 +309,46 @@ def test_a_client_gone_before_its_body_arrived_is_one_line_and_counted(make_repo
         assert any(s.labels.get("code") == "499" and s.value == 1 for s in counted), counted
 
 
+BURST = """
+import asyncio, collections, json, sys
+import grpc, numpy as np
+from serving.client import predict_request
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+async def burst(port, calls):
+    request = predict_request("mnist", np.zeros((1, 28, 28, 1), np.uint8))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        codes = collections.Counter()
+        async def one():
+            try:
+                await stub.Predict(request, timeout=60)
+                codes["OK"] += 1
+            except grpc.aio.AioRpcError as error:
+                codes[error.code().name] += 1
+        await asyncio.gather(*(one() for _ in range(calls)))
+    print(json.dumps(codes))
+
+asyncio.run(burst(int(sys.argv[1]), int(sys.argv[2])))
+"""
+
+
+def test_a_burst_beyond_the_server_is_answered_unavailable_and_counted(make_repo):
+    """3,000 calls at once on one connection: gRPC core once cancelled the excess (CANCELLED,
+    neither logged nor counted); every one now reaches the server, which refuses what it cannot
+    take in time as UNAVAILABLE and counts it."""
+    with ServerThread(loopback_settings(make_repo())) as server:
+        done = subprocess.run([sys.executable, "-c", BURST, str(server.port), "3000"],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        codes = json.loads(done.stdout)
+        samples = server.dataplane.metrics.requests.collect()[0].samples
+    counted = {s.labels["code"]: s.value for s in samples
+               if s.name.endswith("_total") and s.labels["method"] == "Predict"}  # fmt: skip
+    assert set(codes) <= {"OK", "UNAVAILABLE"} and sum(codes.values()) == 3000, codes
+    assert counted == codes, (counted, codes)
+
+
 def _post_json(port: int, path: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode()
