@@ -37,6 +37,18 @@ def test_zoo_train_prints_one_line_per_stage_and_its_results(tmp_path):
     assert len(lines) == 7, output
 
 
+def test_a_multilabel_run_prints_no_tensorflow_notice(tmp_path):
+    """TensorFlow logged an error-level oneDNN notice at the first int32 op of a multilabel run."""
+    argv = [sys.executable, "-m", "zoo", "train", "--dataset", "mnist_multilabel", "--model",
+            "mnist_fastnet", "--head", "sigmoid", "--epochs", "1", "--train-limit", "300",
+            "--test-limit", "100", "--runs-root", str(tmp_path / "runs")]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, env=zoo_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert not NOISE.search(output), output
+    assert re.search(r"^Test: mAP \d\.\d{4}", output, re.M), output
+
+
 def test_zoo_predict_and_zoo_models_start_without_tensorflow_or_keras(tmp_path):
     """They need protos and JSON cards only: seconds of TensorFlow and Keras start-up saved."""
     image = tmp_path / "digit.png"

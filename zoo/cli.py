@@ -14,14 +14,18 @@ import sys
 
 from core import __version__
 from core.errors import ZooError
+from core.quiet import verbose
 from zoo.commands import COMMANDS
 
 USAGE_ERROR = 2
 
 
 def quiet_tensorflow() -> None:
-    """Hide TensorFlow's C++ start-up chatter unless the user asked for it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Hide TensorFlow's C++ log lines unless the user asked for them (``ZOO_VERBOSE=1``): at run
+    time it logs notices at error level (oneDNN falling back to Eigen for int32 ops); its real
+    errors reach the zoo as exceptions, said in one line."""
+    if not verbose():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
